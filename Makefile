@@ -1,0 +1,41 @@
+# Two entry points for a new user: `make demo` and `make test` (see README.md).
+# TORCH_SPEC picks the torch build: here the local CPU wheel (torch==2.13.0 resolves to it through
+# pip's find-links); elsewhere the same pin gets PyPI's normal (CUDA-capable) wheel.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+DEMO_OUT ?= demo_output
+PYTEST_ARGS ?= -m "not slow"
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-all lint container-test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/bids-eeg2fmri-demo $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m ""
+
+lint: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+
+container-test: $(STAMP)
+	bash scripts/container-test.sh
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

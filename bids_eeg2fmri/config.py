@@ -1,0 +1,323 @@
+"""The one typed configuration object of a run.
+
+Values come from three layers, later ones winning: the defaults below, a TOML file given with
+``--config``, and the command-line flags. Field names are unique across sections, so a flag's
+destination name says which field it sets. The resolved configuration is saved with every run
+(``logs/config.toml``) and can be fed back with ``--config`` to repeat it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from .errors import UsageError
+
+ANALYSIS_LEVELS = ("participant", "group")
+DEFAULT_BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0)}
+
+
+@dataclass
+class ExecutionConfig:
+    """Where data come from and go to, and how the run is executed."""
+
+    bids_dir: Path | None = None
+    output_dir: Path | None = None
+    analysis_level: str = "participant"
+    participant_label: list[str] = field(default_factory=list)
+    session_label: list[str] = field(default_factory=list)
+    task_label: list[str] = field(default_factory=list)
+    bids_filter_file: Path | None = None
+    bids_database_dir: Path | None = None
+    work_dir: Path | None = None
+    nprocs: int = 0
+    omp_nthreads: int = 0
+    mem_gb: float = 0.0
+    skip_bids_validation: bool = False
+    stop_on_first_crash: bool = False
+    random_seed: int = 0
+    device: str = "auto"
+    model_dir: Path | None = None
+    debug: bool = False
+
+
+@dataclass
+class FMRIConfig:
+    """fMRI preprocessing options (participant level)."""
+
+    dummy_scans: int | None = None
+    slice_time_ref: float = 0.5
+    registration: str = "syn"
+    use_t1w: bool = False
+    output_res: int = 2
+    fwhm: float = 0.0
+    high_pass: float = 0.0
+    model_res: int = 4
+
+
+@dataclass
+class EEGConfig:
+    """EEG preprocessing options (participant level)."""
+
+    eeg_derivatives: Path | None = None
+    volume_marker: str = "auto"
+    assume_eeg_bold_sync: float | None = None
+    gradient_correction: str = "auto"
+    bcg_correction: str = "auto"
+    eeg_l_freq: float = 1.0
+    eeg_h_freq: float = 30.0
+    notch: bool = True
+    eeg_sfreq: float = 250.0
+    stft_window: float = 1.0
+    stft_overlap: float = 0.5
+    bands: dict[str, list[float]] = field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_BANDS.items()})
+
+
+@dataclass
+class Config:
+    """The whole configuration of one invocation, in sections."""
+
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    fmri: FMRIConfig = field(default_factory=FMRIConfig)
+    eeg: EEGConfig = field(default_factory=EEGConfig)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def section_of(cls) -> dict[str, str]:
+        """Map every field name to the name of the section that holds it."""
+        owners: dict[str, str] = {}
+        for sec in fields(cls):
+            for f in fields(sec.default_factory()):  # type: ignore[misc]
+                owners[f.name] = sec.name
+        return owners
+
+    @classmethod
+    def from_sources(cls, cli: dict[str, Any] | None = None,
+                     config_file: str | os.PathLike | None = None) -> "Config":
+        """Build the configuration from defaults, a TOML file and command-line values.
+
+        Parameters
+        ----------
+        cli
+            Values given on the command line, keyed by field name; only given flags appear.
+        config_file
+            Optional TOML file with ``[execution]``, ``[fmri]`` and ``[eeg]`` tables.
+
+        Returns
+        -------
+        Config
+            The merged, type-checked configuration.
+
+        Raises
+        ------
+        UsageError
+            For unreadable files, unknown keys and values of the wrong type or range.
+        """
+        config = cls()
+        if config_file is not None:
+            config.update(load_toml(config_file), source=os.fspath(config_file))
+        owners = cls.section_of()
+        for name, value in (cli or {}).items():
+            if name not in owners:
+                raise UsageError(f"unknown option {name!r}")
+            config._set(owners[name], name, value, source="command line")
+        config.validate()
+        return config
+
+    def update(self, table: dict[str, Any], source: str) -> None:
+        """Apply a nested ``{section: {field: value}}`` table, checking names and types."""
+        for sec_name, values in table.items():
+            if not hasattr(self, sec_name) or not isinstance(values, dict):
+                raise UsageError(f"unknown section [{sec_name}]", path=source)
+            for name, value in values.items():
+                self._set(sec_name, name, value, source=source)
+
+    def _set(self, sec_name: str, name: str, value: Any, source: str) -> None:
+        section = getattr(self, sec_name)
+        hints = get_type_hints(type(section))
+        if name not in hints:
+            raise UsageError(f"unknown setting {name!r} in [{sec_name}]", path=source)
+        setattr(section, name, _coerce(value, hints[name], f"{sec_name}.{name}", source))
+
+    # ---------------------------------------------------------------- checking
+    def validate(self) -> None:
+        """Check ranges and choices; raise :class:`UsageError` naming the setting."""
+        ex, fm, ee = self.execution, self.fmri, self.eeg
+        _choice("execution.device", ex.device, ("auto", "cpu", "cuda"))
+        _choice("fmri.registration", fm.registration, ("syn", "syn-quick", "affine"))
+        _choice("fmri.output_res", fm.output_res, (1, 2, 3, 4))
+        _choice("fmri.model_res", fm.model_res, (1, 2, 3, 4))
+        _choice("eeg.gradient_correction", ee.gradient_correction, ("auto", "aas", "off"))
+        _choice("eeg.bcg_correction", ee.bcg_correction, ("auto", "obs", "off"))
+        for name, value in (("execution.nprocs", ex.nprocs), ("execution.omp_nthreads", ex.omp_nthreads),
+                            ("execution.mem_gb", ex.mem_gb), ("fmri.fwhm", fm.fwhm),
+                            ("fmri.high_pass", fm.high_pass), ("execution.random_seed", ex.random_seed)):
+            if value < 0:
+                raise UsageError(f"{name} must be >= 0, got {value}")
+        if fm.dummy_scans is not None and fm.dummy_scans < 0:
+            raise UsageError(f"fmri.dummy_scans must be >= 0, got {fm.dummy_scans}")
+        if not 0.0 <= fm.slice_time_ref <= 1.0:
+            raise UsageError(f"fmri.slice_time_ref must lie in [0, 1], got {fm.slice_time_ref}")
+        if not 0 < ee.eeg_l_freq < ee.eeg_h_freq:
+            raise UsageError(f"EEG band-pass needs 0 < l_freq < h_freq, got "
+                             f"{ee.eeg_l_freq}-{ee.eeg_h_freq} Hz")
+        if ee.eeg_sfreq < 2 * ee.eeg_h_freq:
+            raise UsageError(f"eeg.eeg_sfreq {ee.eeg_sfreq} Hz is below twice the high cut-off "
+                             f"{ee.eeg_h_freq} Hz")
+        if ee.stft_window <= 0 or not 0 <= ee.stft_overlap < 1:
+            raise UsageError("eeg.stft_window must be > 0 s and eeg.stft_overlap in [0, 1)")
+        for band, edges in ee.bands.items():
+            if len(edges) != 2 or not 0 <= edges[0] < edges[1]:
+                raise UsageError(f"eeg.bands.{band} must be [low, high] with 0 <= low < high")
+        ex.participant_label = normalise_labels(ex.participant_label, "sub")
+        ex.session_label = normalise_labels(ex.session_label, "ses")
+        ex.task_label = normalise_labels(ex.task_label, "task")
+
+    # ----------------------------------------------------------------- saving
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Return the configuration as a nested dict of TOML-compatible values."""
+        return {sec.name: {k: _plain(v) for k, v in dataclasses.asdict(getattr(self, sec.name)).items()
+                           if v is not None}
+                for sec in fields(self)}
+
+    def to_toml(self) -> str:
+        """Serialise to TOML text that :meth:`from_sources` reads back to an equal object."""
+        return dump_toml(self.to_dict())
+
+
+def normalise_labels(labels: list[str], prefix: str) -> list[str]:
+    """Strip a BIDS entity prefix (``sub-01`` → ``01``), dropping duplicates but keeping order.
+
+    Parameters
+    ----------
+    labels
+        Labels as typed by the user, with or without the ``<prefix>-`` lead.
+    prefix
+        The entity key, e.g. ``"sub"``.
+
+    Returns
+    -------
+    list of str
+        Bare labels.
+
+    Raises
+    ------
+    UsageError
+        If a label is empty or holds characters BIDS labels may not contain.
+    """
+    out: list[str] = []
+    for raw in labels:
+        label = str(raw).strip()
+        if label.startswith(prefix + "-"):
+            label = label[len(prefix) + 1:]
+        if not label or not label.isalnum():
+            raise UsageError(f"invalid {prefix} label {raw!r}: BIDS labels are letters and digits only")
+        if label not in out:
+            out.append(label)
+    return out
+
+
+def load_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a TOML configuration file, turning every failure into a :class:`UsageError`."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError("configuration file not found", path=path) from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"cannot read configuration file: {exc}", path=path) from None
+
+
+def dump_toml(table: dict[str, dict[str, Any]]) -> str:
+    """Write a two-level table (sections of scalars, lists and one level of sub-tables) as TOML."""
+    lines: list[str] = []
+    for sec, values in table.items():
+        lines.append(f"[{sec}]")
+        subtables = {k: v for k, v in values.items() if isinstance(v, dict)}
+        for key, value in values.items():
+            if key not in subtables:
+                lines.append(f"{key} = {_toml_value(value)}")
+        for key, sub in subtables.items():
+            lines.append(f"\n[{sec}.{key}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in sub.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"TOML cannot hold {value}")
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise UsageError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+
+
+def _coerce(value: Any, hint: Any, name: str, source: str) -> Any:
+    """Convert ``value`` to the annotated type, raising a UsageError that names the setting."""
+    args = get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = get_args(hint)
+    origin = get_origin(hint) or hint
+    try:
+        if origin is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if origin is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if origin is float:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if origin is str:
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+        if origin is Path:
+            return Path(os.fspath(value)).expanduser()
+        if origin is list:
+            items = [value] if isinstance(value, (str, int)) else list(value)
+            return [_coerce(v, args[0], name, source) for v in items]
+        if origin is dict:
+            if not isinstance(value, dict):
+                raise TypeError
+            return {str(k): _coerce(v, args[1], f"{name}.{k}", source) for k, v in value.items()}
+    except (TypeError, ValueError):
+        pass
+    else:
+        raise TypeError(f"unsupported configuration type {hint!r} for {name}")
+    raise UsageError(f"{name} expects {getattr(hint, '__name__', hint)}, got {value!r}", path=source)

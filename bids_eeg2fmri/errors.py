@@ -1,0 +1,65 @@
+"""User-facing errors and the BIDS-Apps exit codes.
+
+The command line turns a :class:`UserError` into one line on stderr and its exit code; anything
+else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the BIDS-Apps execution specification (plus sysexits for I/O)."""
+
+    OK = 0
+    FAILURE = 1
+    VALIDATION = 16
+    ANALYSIS_LEVEL = 17
+    NO_DATA_SELECTED = 18
+    USAGE = 64
+    DATA = 65
+    NO_INPUT = 66
+    CANT_CREATE = 73
+    IO = 74
+
+
+class UserError(Exception):
+    """A problem with the user's input, reported as one line and an exit code.
+
+    Parameters
+    ----------
+    message
+        What is wrong, in words a user acts on.
+    code
+        The exit code to leave with.
+    path
+        The file or folder the problem is in; it leads the message.
+    """
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.FAILURE,
+                 path: str | os.PathLike | None = None) -> None:
+        self.message = message
+        self.code = ExitCode(code)
+        self.path = None if path is None else os.fspath(path)
+        super().__init__(self.oneline())
+
+    def oneline(self) -> str:
+        """Return the message as a single line, led by the path when there is one."""
+        text = " ".join(str(self.message).split())
+        return f"{self.path}: {text}" if self.path else text
+
+
+class UsageError(UserError):
+    """Bad command-line arguments or option values (exit 64)."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:
+        super().__init__(message, ExitCode.USAGE, path)
+
+
+class DataError(UserError):
+    """An input file that cannot be used as it is (exit 65)."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:
+        super().__init__(message, ExitCode.DATA, path)

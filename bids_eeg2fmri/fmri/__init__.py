@@ -1,0 +1,1 @@
+"""fmri subpackage."""

@@ -1,0 +1,38 @@
+"""Shared pytest fixtures. Area-specific fixtures live in the test modules that use them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep derived resources (atlas labels) in one cache per test session, never in $HOME."""
+    monkeypatch.setenv("BIDS_EEG2FMRI_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    """The folder of small real recordings shared beside the repository."""
+    if not REALDATA.is_dir():
+        pytest.skip(f"real recordings not found at {REALDATA}")
+    return REALDATA
+
+
+def tree_hash(root: str | os.PathLike) -> str:
+    """Hash of every file's relative path, mode and bytes below ``root``."""
+    h = hashlib.sha256()
+    root = Path(root)
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        h.update(rel.encode())
+        if path.is_file() and not path.is_symlink():
+            h.update(path.read_bytes())
+    return h.hexdigest()
