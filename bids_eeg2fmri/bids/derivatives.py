@@ -38,8 +38,11 @@ TMP_PREFIX = ".tmp-"
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
 # Files that BIDS has no rule for; listed in the output's .bidsignore so the validator passes.
+# The validator's derivative rules do not cover everything fMRIPrep-style outputs hold yet
+# (boldref, confound and band-power time series are reported as NOT_INCLUDED).
 BIDSIGNORE = ("*_spectrogram.h5", "*_spectrogram.json", "*_eeg.fif", "*.html", "figures/",
-              "models/", "group/", "logs/", "sub-*/figures/", "*_xfm.*")
+              "models/", "group/", "logs/", "sub-*/figures/", "*_xfm.*", "*_boldref.nii.gz",
+              "*_boldref.json", "*_timeseries.tsv", "*_timeseries.json")
 
 
 def parse_entities(path: str | os.PathLike) -> dict[str, str]:
@@ -200,6 +203,31 @@ def write_json(dest: str | os.PathLike, obj: Mapping[str, Any]) -> Path:
     """Write a JSON sidecar atomically (indented, keys in the order given, NaN refused)."""
     return atomic_write_text(dest, json.dumps(obj, indent=2, allow_nan=False, default=_json_default)
                              + "\n")
+
+
+def write_sidecar(data_path: str | os.PathLike, meta: Mapping[str, Any]) -> Path:
+    """Write the JSON sidecar of a derivative data file, adding what BIDS requires from its name.
+
+    Files with a ``res`` entity must say what the resolution means (``Resolution``); it is filled
+    in from the label when the caller did not give it.
+
+    Parameters
+    ----------
+    data_path
+        The data file the sidecar describes.
+    meta
+        Sidecar fields.
+
+    Returns
+    -------
+    pathlib.Path
+        The sidecar path.
+    """
+    meta = dict(meta)
+    res = parse_entities(data_path).get("res")
+    if res is not None and "Resolution" not in meta:
+        meta["Resolution"] = f"{res} mm isotropic voxels" if res.isdigit() else res
+    return write_json(sidecar_path(data_path), meta)
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:

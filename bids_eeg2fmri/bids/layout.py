@@ -55,6 +55,12 @@ class EEGRun:
     sampling_frequency: float | None
     metadata: dict[str, Any] = field(repr=False, default_factory=dict)
 
+    def bids_path(self):
+        """The ``mne_bids.BIDSPath`` of this recording, for ``mne_bids.read_raw_bids``."""
+        from mne_bids import get_bids_path_from_fname
+
+        return get_bids_path_from_fname(self.path)
+
 
 @dataclass
 class RunPair:

@@ -1,0 +1,139 @@
+"""The BIDS-Apps command line: ``bids-eeg2fmri BIDS_DIR OUTPUT_DIR {participant,group} [options]``.
+
+Every option defaults to "not given" so that values from ``--config FILE.toml`` are overridden only
+by flags the user actually typed. Each option's destination is a field name of
+:class:`bids_eeg2fmri.config.Config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..config import ANALYSIS_LEVELS
+from ..errors import ExitCode, UsageError, UserError
+
+PROG = "bids-eeg2fmri"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises UsageError (exit 64) instead of exiting with 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Create the argument parser (no defaults: absent flags do not appear in the result)."""
+    p = _Parser(prog=PROG, argument_default=argparse.SUPPRESS,
+                description="Preprocess simultaneous EEG-fMRI in BIDS and train models that translate "
+                            "between the two modalities (a BIDS-App).",
+                epilog="Exit codes: 0 ok, 1 failure, 16 BIDS validation failed, 17 unknown analysis "
+                       "level, 18 no data selected, 64 usage error, 65 bad input file, 66 no input, "
+                       "73 cannot create output, 74 I/O error.")
+    p.add_argument("bids_dir", type=Path, help="root of the input BIDS dataset (read only)")
+    p.add_argument("output_dir", type=Path, help="where derivatives are written")
+    p.add_argument("analysis_level", help="participant or group")
+    p.add_argument("-v", "--version", action="version", version=f"{PROG} {__version__}")
+
+    g = p.add_argument_group("selecting data")
+    g.add_argument("--participant-label", "--participant_label", dest="participant_label", nargs="+",
+                   metavar="LABEL", help="participants to process (01 or sub-01); default all")
+    g.add_argument("--session-label", dest="session_label", nargs="+", metavar="LABEL")
+    g.add_argument("--task-label", dest="task_label", nargs="+", metavar="LABEL")
+    g.add_argument("--bids-filter-file", dest="bids_filter_file", type=Path, metavar="FILE",
+                   help='JSON {"bold": {...}, "eeg": {...}, "t1w": {...}} of pybids entity queries')
+    g.add_argument("--bids-database-dir", dest="bids_database_dir", type=Path, metavar="DIR",
+                   help="reuse (or create) a pybids index here to start faster on large datasets")
+    g.add_argument("--skip-bids-validation", "--skip_bids_validation", dest="skip_bids_validation",
+                   action="store_true", help="do not run bids-validator-deno on the input")
+
+    g = p.add_argument_group("execution")
+    g.add_argument("--config", dest="config_file", type=Path, metavar="FILE.toml",
+                   help="settings file; flags given here override its values")
+    g.add_argument("-w", "--work-dir", dest="work_dir", type=Path, metavar="DIR",
+                   help="intermediate results, kept for caching and resuming")
+    g.add_argument("--nprocs", "--n-cpus", dest="nprocs", type=_positive_int, metavar="N",
+                   help="maximum parallel processes (0 = all cores)")
+    g.add_argument("--omp-nthreads", dest="omp_nthreads", type=_positive_int, metavar="N",
+                   help="threads per process for ITK/BLAS (0 = automatic)")
+    g.add_argument("--mem-gb", "--mem", dest="mem_gb", type=float, metavar="GB",
+                   help="memory limit for scheduling (0 = no limit)")
+    g.add_argument("--stop-on-first-crash", dest="stop_on_first_crash", action="store_true")
+    g.add_argument("--random-seed", dest="random_seed", type=_positive_int, metavar="N")
+    g.add_argument("--device", dest="device", choices=("auto", "cpu", "cuda"),
+                   help="torch device for models (auto = CUDA when available)")
+    g.add_argument("--model-dir", dest="model_dir", type=Path, metavar="DIR",
+                   help="a trained model to apply at the participant level")
+    g.add_argument("--debug", dest="debug", action="store_true",
+                   help="show tracebacks and debug logging")
+
+    g = p.add_argument_group("fMRI preprocessing")
+    g.add_argument("--dummy-scans", dest="dummy_scans", type=_positive_int, metavar="N",
+                   help="non-steady-state volumes to drop (default: detect automatically)")
+    g.add_argument("--slice-time-ref", dest="slice_time_ref", type=float, metavar="FRACTION",
+                   help="slice-timing reference as a fraction of the TR (0-1, default 0.5)")
+    g.add_argument("--registration", dest="registration", choices=("syn", "syn-quick", "affine"))
+    g.add_argument("--use-t1w", dest="use_t1w", action="store_true",
+                   help="register BOLD to MNI through the participant's T1w")
+    g.add_argument("--output-res", dest="output_res", type=int, choices=(1, 2, 3, 4), metavar="MM")
+    g.add_argument("--fwhm", dest="fwhm", type=float, metavar="MM", help="spatial smoothing (0 = off)")
+    g.add_argument("--high-pass", dest="high_pass", type=float, metavar="HZ",
+                   help="temporal high-pass cut-off (0 = off)")
+    g.add_argument("--model-res", dest="model_res", type=int, choices=(1, 2, 3, 4), metavar="MM",
+                   help="grid of the model-ready BOLD (default 4 mm)")
+
+    g = p.add_argument_group("EEG preprocessing")
+    g.add_argument("--eeg-derivatives", dest="eeg_derivatives", type=Path, metavar="DIR",
+                   help="take already gradient/BCG-corrected EEG from this derivatives folder")
+    g.add_argument("--volume-marker", dest="volume_marker", metavar="NAME",
+                   help="annotation marking volume onsets (default: auto)")
+    g.add_argument("--assume-eeg-bold-sync", dest="assume_eeg_bold_sync", type=float,
+                   metavar="OFFSET_S", help="without volume markers, BOLD starts OFFSET_S into the EEG")
+    g.add_argument("--gradient-correction", dest="gradient_correction", choices=("auto", "aas", "off"))
+    g.add_argument("--bcg-correction", dest="bcg_correction", choices=("auto", "obs", "off"))
+    g.add_argument("--eeg-l-freq", dest="eeg_l_freq", type=float, metavar="HZ")
+    g.add_argument("--eeg-h-freq", dest="eeg_h_freq", type=float, metavar="HZ")
+    g.add_argument("--no-notch", dest="notch", action="store_false", help="skip the line-noise notch")
+    g.add_argument("--eeg-sfreq", dest="eeg_sfreq", type=float, metavar="HZ")
+    g.add_argument("--stft-window", dest="stft_window", type=float, metavar="S")
+    g.add_argument("--stft-overlap", dest="stft_overlap", type=float, metavar="FRACTION")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[dict[str, Any], Path | None]:
+    """Parse the command line.
+
+    Parameters
+    ----------
+    argv
+        Arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns
+    -------
+    values, config_file
+        The given options keyed by config field name, and the ``--config`` file if any.
+
+    Raises
+    ------
+    UsageError
+        For malformed arguments (exit 64).
+    UserError
+        Exit 17 for an unknown analysis level.
+    """
+    ns = vars(build_parser().parse_args(argv))
+    config_file = ns.pop("config_file", None)
+    level = ns.get("analysis_level")
+    if level not in ANALYSIS_LEVELS:
+        raise UserError(f"unknown analysis level {level!r}; choose one of {', '.join(ANALYSIS_LEVELS)}",
+                        ExitCode.ANALYSIS_LEVEL)
+    return ns, config_file

@@ -1,0 +1,108 @@
+"""Entry point of the BIDS-App: ``bids-eeg2fmri BIDS_DIR OUTPUT_DIR {participant,group}``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from ..bids.derivatives import atomic_write_text, remove_stale_temporaries, write_dataset_description
+from ..bids.layout import collect_participants, format_plan, load_filters, load_layout
+from ..bids.validate import validate_input
+from ..config import Config
+from ..errors import ExitCode, UserError
+from .checks import check_bids_dir, check_output_dir, check_work_dir
+from .parser import PROG, parse_args
+
+log = logging.getLogger("bids_eeg2fmri")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the BIDS-App and return its exit code; user errors become one line on stderr."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        values, config_file = parse_args(argv)
+        config = Config.from_sources(values, config_file)
+        return int(run(config))
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: {exc.oneline()}", file=sys.stderr)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return int(ExitCode.IO)
+
+
+def run(config: Config) -> ExitCode:
+    """Execute the analysis level that ``config`` asks for.
+
+    Parameters
+    ----------
+    config
+        The resolved configuration.
+
+    Returns
+    -------
+    ExitCode
+    """
+    ex = config.execution
+    ex.bids_dir = check_bids_dir(ex.bids_dir)
+    ex.output_dir = check_output_dir(ex.output_dir, ex.bids_dir)
+    ex.work_dir = check_work_dir(ex.work_dir, ex.bids_dir)
+    stale = remove_stale_temporaries(ex.output_dir)
+    if stale:
+        log.info("removed %d unfinished file(s) left by an interrupted run", len(stale))
+    if ex.analysis_level == "participant":
+        return run_participant(config)
+    return run_group(config)
+
+
+def run_participant(config: Config) -> ExitCode:
+    """Validate, index and pair the selected runs; write the dataset description and the plan."""
+    ex = config.execution
+    if not ex.skip_bids_validation:
+        log.info("validating %s with bids-validator-deno", ex.bids_dir)
+        validate_input(ex.bids_dir)
+    layout = load_layout(ex.bids_dir, ex.bids_database_dir)
+    plans = collect_participants(layout, participant_label=ex.participant_label,
+                                 session_label=ex.session_label, task_label=ex.task_label,
+                                 filters=load_filters(ex.bids_filter_file))
+    write_dataset_description(ex.output_dir, [ex.bids_dir])
+    save_config(config)
+    print(format_plan(plans))
+    return ExitCode.OK
+
+
+def run_group(config: Config) -> ExitCode:
+    """Check that participant-level outputs exist and summarise them."""
+    from bids.layout import BIDSLayout
+
+    ex = config.execution
+    description = ex.output_dir / "dataset_description.json"
+    if not description.is_file():
+        raise UserError("no participant-level outputs here: run the participant level first",
+                        ExitCode.NO_INPUT, ex.output_dir)
+    layout = BIDSLayout(str(ex.output_dir), validate=False, config=["bids", "derivatives"])
+    subjects = layout.get_subjects()
+    if ex.participant_label:
+        subjects = [s for s in subjects if s in ex.participant_label]
+    save_config(config)
+    print(f"group level: derivatives of {len(subjects)} participant(s) in {ex.output_dir}: "
+          + (", ".join(f"sub-{s}" for s in subjects) or "none yet"))
+    return ExitCode.OK
+
+
+def save_config(config: Config) -> Path:
+    """Write the resolved configuration to ``<output_dir>/logs/config.toml``."""
+    return atomic_write_text(Path(config.execution.output_dir) / "logs" / "config.toml", config.to_toml())
