@@ -26,12 +26,14 @@ def realdata() -> Path:
     return REALDATA
 
 
-def tree_hash(root: str | os.PathLike) -> str:
-    """Hash of every file's relative path, mode and bytes below ``root``."""
+def tree_hash(root: str | os.PathLike, exclude: tuple[str, ...] = ()) -> str:
+    """Hash of every path and file's bytes below ``root``, skipping top-level names in ``exclude``."""
     h = hashlib.sha256()
     root = Path(root)
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
+        if rel.split("/")[0] in exclude:
+            continue
         h.update(rel.encode())
         if path.is_file() and not path.is_symlink():
             h.update(path.read_bytes())

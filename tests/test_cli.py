@@ -23,8 +23,14 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run the app in-process; every run must leave the input tree byte-identical."""
+    bids_dir = Path(argv[0]) if argv and Path(argv[0]).is_dir() else None
+    # An output folder under derivatives/ is the one change the BIDS-Apps spec permits.
+    before = tree_hash(bids_dir, exclude=("derivatives",)) if bids_dir else None
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
+    if bids_dir is not None:
+        assert tree_hash(bids_dir, exclude=("derivatives",)) == before, "the input was modified"
     return code, out, err
 
 

@@ -178,3 +178,22 @@ def test_killed_writer_leaves_no_partial_file(tmp_path):
     assert remove_stale_temporaries(tmp_path) == leftovers
     assert list(dest.parent.iterdir()) == []
     time.sleep(0)  # nothing else to wait for: the next run starts from a clean folder
+
+
+def test_save_derivative_node_names_and_sidecars(tmp_path):
+    from bids_eeg2fmri.interfaces.derivatives import SaveDerivative
+
+    work = tmp_path / "work"
+    work.mkdir()
+    src = work / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((3, 3, 3), np.uint8), np.eye(4)), src)
+    node = SaveDerivative(in_file=str(src), out_dir=str(tmp_path / "out"), source_file=SRC,
+                          suffix="mask", entities={"space": "MNI152NLin2009aSym", "res": "2",
+                                                   "desc": "brain"},
+                          metadata={"Type": "Brain"})
+    out = Path(node.run().outputs.out_file)
+    assert out == build_path(tmp_path / "out", SRC, suffix="mask", extension=".nii.gz",
+                             space="MNI152NLin2009aSym", res="2", desc="brain")
+    assert out.read_bytes() == src.read_bytes()
+    assert json.loads(sidecar_path(out).read_text()) == {"Type": "Brain",
+                                                        "Resolution": "2 mm isotropic voxels"}
