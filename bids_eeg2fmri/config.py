@@ -58,6 +58,7 @@ class FMRIConfig:
     fwhm: float = 0.0
     high_pass: float = 0.0
     model_res: int = 4
+    model_ready: bool = False
 
 
 @dataclass
@@ -75,6 +76,9 @@ class EEGConfig:
     eeg_sfreq: float = 250.0
     stft_window: float = 1.0
     stft_overlap: float = 0.5
+    stft_taper: str = "hann"
+    stft_scale: str = "log-power"
+    stft_context: int = 0
     bands: dict[str, list[float]] = field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_BANDS.items()})
 
@@ -172,6 +176,10 @@ class Config:
                              f"{ee.eeg_h_freq} Hz")
         if ee.stft_window <= 0 or not 0 <= ee.stft_overlap < 1:
             raise UsageError("eeg.stft_window must be > 0 s and eeg.stft_overlap in [0, 1)")
+        _choice("eeg.stft_scale", ee.stft_scale, ("log-power", "magnitude"))
+        if ee.stft_context < 0:
+            raise UsageError(f"eeg.stft_context must be >= 0 TRs, got {ee.stft_context}")
+        _check_taper(ee.stft_taper)
         for band, edges in ee.bands.items():
             if len(edges) != 2 or not 0 <= edges[0] < edges[1]:
                 raise UsageError(f"eeg.bands.{band} must be [low, high] with 0 <= low < high")
@@ -272,6 +280,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def _check_taper(name: str) -> None:
+    from scipy.signal import get_window
+
+    try:
+        get_window(name, 16)
+    except ValueError:
+        raise UsageError(f"eeg.stft_taper {name!r} is not a scipy.signal window name") from None
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:

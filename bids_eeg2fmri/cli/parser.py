@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eeg-sfreq", dest="eeg_sfreq", type=float, metavar="HZ")
     g.add_argument("--stft-window", dest="stft_window", type=float, metavar="S")
     g.add_argument("--stft-overlap", dest="stft_overlap", type=float, metavar="FRACTION")
+    g.add_argument("--stft-taper", dest="stft_taper", metavar="NAME",
+                   help="scipy.signal window of the STFT frames (default hann)")
+    g.add_argument("--stft-scale", dest="stft_scale", choices=("log-power", "magnitude"))
+    g.add_argument("--stft-context", dest="stft_context", type=_positive_int, metavar="N_TR",
+                   help="extend each volume's STFT segment back over N preceding TRs (default 0)")
     return p
 
 

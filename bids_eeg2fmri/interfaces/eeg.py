@@ -1,0 +1,134 @@
+"""Thin nipype interfaces around the EEG stages in :mod:`bids_eeg2fmri.eeg`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
+                                    traits)
+
+from ..bids.derivatives import parse_entities
+
+
+def _options(d: dict):
+    from ..config import Config
+
+    config = Config()
+    config.update({"eeg": d}, source="EEG workflow inputs")
+    return config.eeg
+
+    return EEGOptions(**d)
+
+
+class _CleanEEGInput(BaseInterfaceInputSpec):
+    eeg_file = File(exists=True, mandatory=True, desc="raw BIDS EEG recording")
+    bids_dir = traits.Either(None, traits.Directory, default=None, usedefault=True,
+                             desc="raw dataset root (resolves a relative eeg_derivatives)")
+    eeg_derivatives = traits.Either(None, traits.Str, default=None, usedefault=True,
+                                    desc="folder of already-corrected EEG (--eeg-derivatives)")
+    repetition_time = traits.Either(None, traits.Float, default=None, usedefault=True)
+    n_volumes = traits.Either(None, traits.Int, default=None, usedefault=True)
+    discarded_by_scanner = traits.Int(0, usedefault=True)
+    line_freq = traits.Either(None, traits.Float, default=None, usedefault=True)
+    options = traits.Dict(traits.Str, traits.Any, mandatory=True, desc="EEGOptions fields")
+
+
+class _CleanEEGOutput(TraitedSpec):
+    out_fif = File(exists=True, desc="cleaned, filtered, resampled EEG with volume annotations")
+    out_report = File(exists=True, desc="JSON: what every stage did")
+    repetition_time = traits.Float(desc="TR used (from BOLD, or marker spacing for EEG-only)")
+
+
+class CleanEEG(SimpleInterface):
+    """Read, align to volumes, remove gradient and BCG artifacts, filter, resample, re-reference."""
+
+    input_spec = _CleanEEGInput
+    output_spec = _CleanEEGOutput
+
+    def _run_interface(self, runtime):
+        from ..eeg.io import find_derivative_eeg
+        from ..eeg.pipeline import clean_eeg
+
+        i = self.inputs
+        path = Path(i.eeg_file)
+        is_derivative = False
+        if i.eeg_derivatives:
+            path = find_derivative_eeg(i.eeg_file, i.eeg_derivatives, i.bids_dir)
+            is_derivative = True
+        res = clean_eeg(path, _options(dict(i.options)), tr=i.repetition_time,
+                        n_volumes=i.n_volumes, discarded_by_scanner=i.discarded_by_scanner,
+                        line_freq=i.line_freq, is_derivative=is_derivative)
+        out = Path(runtime.cwd) / "clean_eeg.fif"
+        res.raw.save(out, overwrite=True, verbose=False)
+        rep = Path(runtime.cwd) / "clean_report.json"
+        rep.write_text(json.dumps(res.provenance, indent=2))
+        self._results.update(out_fif=str(out), out_report=str(rep), repetition_time=res.tr)
+        return runtime
+
+
+class _SpectralInput(BaseInterfaceInputSpec):
+    in_fif = File(exists=True, mandatory=True)
+    repetition_time = traits.Float(mandatory=True)
+    options = traits.Dict(traits.Str, traits.Any, mandatory=True)
+
+
+class _SpectralOutput(TraitedSpec):
+    out_h5 = File(exists=True, desc="per-TR spectrogram (HDF5)")
+    h5_metadata = traits.Dict(desc="its JSON sidecar")
+    out_tsv = File(exists=True, desc="band power per channel per volume")
+    tsv_metadata = traits.Dict(desc="its JSON sidecar")
+
+
+class EEGSpectral(SimpleInterface):
+    """Per-TR STFT array and band-power table from the cleaned EEG."""
+
+    input_spec = _SpectralInput
+    output_spec = _SpectralOutput
+
+    def _run_interface(self, runtime):
+        import mne
+
+        from ..eeg.pipeline import (spectral_features, volume_onsets_from_raw,
+                                    write_bandpower_tsv, write_spectrogram_h5)
+
+        opts = _options(dict(self.inputs.options))
+        raw = mne.io.read_raw_fif(self.inputs.in_fif, preload=True, verbose=False)
+        res = spectral_features(raw, volume_onsets_from_raw(raw), self.inputs.repetition_time, opts)
+        h5 = Path(runtime.cwd) / "spectrogram.h5"
+        tsv = Path(runtime.cwd) / "bandpower.tsv"
+        self._results.update(out_h5=str(h5), h5_metadata=write_spectrogram_h5(h5, res, opts.stft_scale),
+                             out_tsv=str(tsv), tsv_metadata=write_bandpower_tsv(tsv, res))
+        return runtime
+
+
+class _MergeMetaInput(BaseInterfaceInputSpec):
+    report = File(exists=True, mandatory=True, desc="CleanEEG's JSON report")
+    extra = traits.Dict(value={}, usedefault=True, desc="fields added on top (e.g. spectral)")
+    source_file = File(mandatory=True)
+    keep = traits.List(traits.Str, value=[], usedefault=True,
+                       desc="report keys to keep (empty keeps all)")
+
+
+class _MergeMetaOutput(TraitedSpec):
+    metadata = traits.Dict()
+
+
+class EEGSidecar(SimpleInterface):
+    """Assemble a derivative sidecar from the cleaning report and stage-specific fields."""
+
+    input_spec = _MergeMetaInput
+    output_spec = _MergeMetaOutput
+
+    def _run_interface(self, runtime):
+        report = json.loads(Path(self.inputs.report).read_text())
+        if self.inputs.keep:
+            report = {k: v for k, v in report.items() if k in self.inputs.keep}
+        ents = parse_entities(self.inputs.source_file)
+        meta = {**report, **dict(self.inputs.extra)}
+        meta.setdefault("Sources", [os.fspath(self.inputs.source_file)])
+        if "task" in ents:
+            meta.setdefault("TaskName", ents["task"])
+        self._results["metadata"] = meta
+        return runtime
