@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    if not debug:
+        # pybids' schema loader announces its default schema at INFO on every start.
+        logging.getLogger("bidsschematools").setLevel(logging.WARNING)
     try:
         values, config_file = parse_args(argv)
         config = Config.from_sources(values, config_file)
