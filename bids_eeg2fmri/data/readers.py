@@ -1,0 +1,162 @@
+"""Thin readers from participant-level derivatives to :class:`~.windows.RunArrays`.
+
+Expected files (documented in ``docs/outputs.md`` by their writers):
+
+- ``<src>_desc-stft_spectrogram.h5``: dataset ``spectrogram`` ``(volumes, channels, frequencies,
+  frames)`` float32, plus ``channels`` (strings), ``frequencies`` (Hz) and ``volume_indices`` (the
+  BOLD volume of each row; rows for volumes without EEG are absent).
+- ``<src>_space-…_desc-model_bold.nii.gz`` (masked, detrended, z-scored per voxel on the model grid)
+  with its ``desc-brain_mask``; or an atlas to average it into regions.
+- ``<src>_desc-confounds_timeseries.tsv`` with a ``framewise_displacement`` column (first row n/a).
+
+The BOLD is read once per run into a float32 ``.npy`` memory map in ``cache_dir`` (one file per
+run), so that datasets page volumes in from disk instead of holding every run in RAM; the
+spectrogram stays an HDF5 dataset read slice by slice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from ..bids.derivatives import atomic_path
+from ..errors import DataError
+from .windows import DataSpec, RunArrays
+
+
+def read_spectrogram(path: str | os.PathLike, n_volumes: int) -> tuple[np.ndarray, np.ndarray,
+                                                                        list[str], np.ndarray]:
+    """Spectrogram rows placed at their BOLD volumes.
+
+    Returns
+    -------
+    eeg : ndarray
+        ``(n_volumes, channels, freqs, frames)``; rows without EEG are zero.
+    eeg_valid : ndarray
+        ``(n_volumes,)`` bool.
+    channels, frequencies
+    """
+    try:
+        with h5py.File(path, "r") as fh:
+            spec = fh["spectrogram"]
+            if spec.ndim != 4:
+                raise DataError(f"spectrogram must be 4-D (volumes, channels, frequencies, "
+                                f"frames), got {spec.ndim}-D", path=path)
+            data = spec[:].astype(np.float32)
+            channels = [c.decode() if isinstance(c, bytes) else str(c) for c in fh["channels"][:]]
+            freqs = np.asarray(fh["frequencies"][:], dtype=float)
+            rows = (np.asarray(fh["volume_indices"][:], dtype=int) if "volume_indices" in fh
+                    else np.arange(len(data)))
+    except (OSError, KeyError) as exc:
+        raise DataError(f"cannot read spectrogram: {exc}", path=path) from None
+    if rows.max(initial=-1) >= n_volumes or len(rows) != len(data):
+        raise DataError(f"spectrogram volume indices do not fit the {n_volumes} BOLD volumes",
+                        path=path)
+    eeg = np.zeros((n_volumes,) + data.shape[1:], dtype=np.float32)
+    eeg[rows] = data
+    valid = np.zeros(n_volumes, dtype=bool)
+    valid[rows] = True
+    return eeg, valid, channels, freqs
+
+
+def read_fd(path: str | os.PathLike) -> np.ndarray:
+    """Framewise displacement column of a confounds TSV (n/a → 0)."""
+    try:
+        table = pd.read_csv(path, sep="\t", na_values=["n/a"])
+    except OSError as exc:
+        raise DataError(f"cannot read confounds: {exc.strerror}", path=path) from None
+    if "framewise_displacement" not in table:
+        raise DataError("confounds have no framewise_displacement column", path=path)
+    return table["framewise_displacement"].fillna(0.0).to_numpy(float)
+
+
+def _bold_memmap(img: nib.Nifti1Image, groups: list[np.ndarray], cache_dir: Path,
+                 key: str) -> np.ndarray:
+    """Write ``(volumes, targets)`` once to a .npy in ``cache_dir`` and return it memory-mapped.
+
+    ``groups`` is either one array of flat (C-order) voxel indices — one target per voxel — or one
+    index array per region, averaged into one target each.
+    """
+    dest = cache_dir / f"{key}.npy"
+    if not dest.exists():
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        flat = data.reshape(-1, data.shape[3])
+        n_t = len(groups[0]) if len(groups) == 1 else len(groups)
+        with atomic_path(dest) as tmp:
+            out = np.lib.format.open_memmap(tmp, "w+", np.float32, (data.shape[3], n_t))
+            if len(groups) == 1:
+                out[:] = flat[groups[0]].T
+            else:
+                for j, idx in enumerate(groups):
+                    out[:, j] = flat[idx].mean(axis=0)
+            out.flush()
+            del out
+    return np.load(dest, mmap_mode="r")
+
+
+def load_run(spectrogram: str | os.PathLike, bold: str | os.PathLike, *, subject: str,
+             run: str = "1", mask: str | os.PathLike | None = None,
+             atlas_labels: np.ndarray | None = None, confounds: str | os.PathLike | None = None,
+             dummy_scans: int = 0, tr: float | None = None,
+             cache_dir: str | os.PathLike) -> tuple[RunArrays, DataSpec]:
+    """Read one run's derivatives into arrays and describe them.
+
+    Parameters
+    ----------
+    spectrogram, bold
+        The spectrogram HDF5 file and the model-ready BOLD NIfTI.
+    mask
+        Brain mask on the BOLD grid: voxel targets (``target="voxels"``).
+    atlas_labels
+        Integer label volume on the BOLD grid: region targets (mean per label, ``"regions"``).
+    confounds
+        Confounds TSV for FD censoring.
+    dummy_scans
+        Leading volumes that are not targets.
+    tr
+        Repetition time; by default the NIfTI header's.
+    cache_dir
+        Where the per-run BOLD memory maps go.
+    """
+    img = nib.load(os.fspath(bold))
+    if img.ndim != 4:
+        raise DataError(f"BOLD must be 4-D, got shape {img.shape}", path=bold)
+    n = img.shape[3]
+    tr = float(tr or img.header.get_zooms()[3])
+    eeg, valid, channels, freqs = read_spectrogram(spectrogram, n)
+    grid = img.shape[:3]
+    if (mask is None) == (atlas_labels is None):
+        raise DataError("give exactly one of a brain mask (voxels) or atlas labels (regions)",
+                        path=bold)
+    if mask is not None:
+        m = np.asarray(nib.load(os.fspath(mask)).dataobj) > 0
+        if m.shape != grid:
+            raise DataError(f"mask grid {m.shape} differs from the BOLD grid {grid}", path=mask)
+        # Targets are the mask's voxels in C order, as DataSpec and GridCodec assume.
+        groups = [np.flatnonzero(m.ravel())]
+        spec = DataSpec(channels, freqs, eeg.shape[3], tr, "voxels", int(m.sum()), mask=m,
+                        affine=img.affine)
+    else:
+        labels = np.asarray(atlas_labels)
+        if labels.shape != grid:
+            raise DataError(f"atlas grid {labels.shape} differs from the BOLD grid {grid}", path=bold)
+        ids = np.unique(labels[labels > 0])
+        groups = [np.flatnonzero(labels.ravel() == i) for i in ids]
+        if len(groups) == 1:
+            raise DataError("an atlas with a single region cannot serve as region targets", path=bold)
+        spec = DataSpec(channels, freqs, eeg.shape[3], tr, "regions", len(ids),
+                        region_names=[str(int(i)) for i in ids], labels=ids)
+    digest = hashlib.sha1(str(Path(bold).resolve()).encode())
+    for g in groups:
+        digest.update(g.tobytes())
+    bold_arr = _bold_memmap(img, groups, Path(cache_dir), digest.hexdigest()[:16])
+    retained = np.arange(n) >= dummy_scans
+    fd = read_fd(confounds) if confounds is not None else None
+    return RunArrays(eeg=eeg, bold=bold_arr, subject=subject, run=run, retained=retained,
+                     eeg_valid=valid, fd=fd), spec

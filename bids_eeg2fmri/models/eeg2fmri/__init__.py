@@ -1,0 +1,3 @@
+"""EEG→fMRI models; importing this package registers them (in this order)."""
+
+from . import ridge, mlp, cnn, transformer, topo_attention, transformer_cnn  # noqa: F401  (registers)
