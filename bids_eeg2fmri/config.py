@@ -43,6 +43,7 @@ class ExecutionConfig:
     random_seed: int = 0
     device: str = "auto"
     model_dir: Path | None = None
+    dry_run: bool = False
     debug: bool = False
 
 
@@ -83,6 +84,28 @@ class EEGConfig:
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_BANDS.items()})
 
 
+DIRECTIONS = ("eeg2fmri", "fmri2eeg", "both")
+CV_REGIMES = ("loso", "kfold", "blocked", "split")
+
+
+@dataclass
+class GroupConfig:
+    """Group-level training and cross-validation options."""
+
+    direction: str = "both"
+    models: list[str] = field(default_factory=list)
+    cv: str = "loso"
+    cv_folds: int = 5
+    target: str = "regions"
+    atlas: str = "harvard-oxford"
+    window: float = 20.0
+    epochs: int = 60
+    batch_size: int = 32
+    fd_threshold: float = 0.0
+    resume: bool = False
+    finetune: bool = False
+
+
 @dataclass
 class Config:
     """The whole configuration of one invocation, in sections."""
@@ -90,6 +113,7 @@ class Config:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     fmri: FMRIConfig = field(default_factory=FMRIConfig)
     eeg: EEGConfig = field(default_factory=EEGConfig)
+    group: GroupConfig = field(default_factory=GroupConfig)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -183,6 +207,17 @@ class Config:
         for band, edges in ee.bands.items():
             if len(edges) != 2 or not 0 <= edges[0] < edges[1]:
                 raise UsageError(f"eeg.bands.{band} must be [low, high] with 0 <= low < high")
+        gr = self.group
+        _choice("group.direction", gr.direction, DIRECTIONS)
+        _choice("group.cv", gr.cv, CV_REGIMES)
+        _choice("group.target", gr.target, ("voxels", "regions"))
+        _choice("group.atlas", gr.atlas, ("harvard-oxford", "aal"))
+        for name, value in (("group.cv_folds", gr.cv_folds), ("group.epochs", gr.epochs),
+                            ("group.batch_size", gr.batch_size)):
+            if value < 1:
+                raise UsageError(f"{name} must be >= 1, got {value}")
+        if gr.window <= 0 or gr.fd_threshold < 0:
+            raise UsageError("group.window must be > 0 s and group.fd_threshold >= 0 mm")
         ex.participant_label = normalise_labels(ex.participant_label, "sub")
         ex.session_label = normalise_labels(ex.session_label, "ses")
         ex.task_label = normalise_labels(ex.task_label, "task")

@@ -228,3 +228,46 @@ def summarise(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
         "r_spatial": nanmean(pearson_spatial(pred, true)),
         "psnr": psnr(pred, true),
     }
+
+
+def spectral_cells(spec: np.ndarray, frequencies: np.ndarray, channels: list[str],
+                   bands: dict[str, tuple[float, float]],
+                   groups: dict[str, list[str]]) -> tuple[np.ndarray, list[str]]:
+    """Band power of channel groups from a spectrogram: the cells fMRI→EEG results are scored on.
+
+    Parameters
+    ----------
+    spec
+        ``(n_samples, n_channels, n_freqs)`` (log) power, e.g. one predicted or measured TR per row.
+    frequencies
+        ``(n_freqs,)`` Hz.
+    channels
+        Channel names of axis 1.
+    bands
+        Band name → ``[low, high)`` Hz; bands without a bin are skipped.
+    groups
+        Channel-group name → channel names (names absent from ``channels`` are ignored).
+
+    Returns
+    -------
+    cells : ndarray
+        ``(n_samples, n_cells)``: the mean over the group's channels and the band's bins.
+    names : list of str
+        ``<band>_<group>`` per column, bands outer.
+    """
+    spec = np.asarray(spec, dtype=np.float64)
+    freqs = np.asarray(frequencies, dtype=float)
+    cols, names = [], []
+    for band, (lo, hi) in bands.items():
+        fsel = (freqs >= lo) & (freqs < hi)
+        if not fsel.any():
+            continue
+        for group, members in groups.items():
+            csel = np.isin(np.asarray(channels), list(members))
+            if not csel.any():
+                continue
+            cols.append(spec[:, csel][:, :, fsel].mean(axis=(1, 2)))
+            names.append(f"{band}_{group}")
+    if not cols:
+        raise ValueError("no band has a frequency bin and no channel group has a channel")
+    return np.stack(cols, axis=1), names

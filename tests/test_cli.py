@@ -61,7 +61,7 @@ def test_console_script_reports_version_and_exit_codes(tmp_path):
 
 def test_participant_plan_pairs_runs_and_keeps_input_intact(dataset, tmp_path, capsys):
     before = tree_hash(dataset)
-    code, out, err = _run([dataset, tmp_path / "out", "participant"], capsys)
+    code, out, err = _run([dataset, tmp_path / "out", "participant", "--dry-run"], capsys)
     assert code == 0, err
     assert "sub-01_task-rest_run-1" in out and "paired" in out
     assert "sub-03_task-rest_run-1" in out and "eeg-only" in out
@@ -75,7 +75,7 @@ def test_participant_plan_pairs_runs_and_keeps_input_intact(dataset, tmp_path, c
 
 def test_participant_label_selects(dataset, tmp_path, capsys):
     code, out, _ = _run([dataset, tmp_path / "out", "participant", "--participant-label", "sub-02",
-                         "--skip-bids-validation"], capsys)
+                         "--skip-bids-validation", "--dry-run"], capsys)
     assert code == 0
     assert "sub-02" in out and "sub-01" not in out
 
@@ -84,7 +84,8 @@ def test_group_level_needs_participant_outputs(dataset, tmp_path, capsys):
     code, _, err = _run([dataset, tmp_path / "empty", "group"], capsys)
     assert code == 66
     _assert_one_line_error(err, "participant level first")
-    assert _run([dataset, tmp_path / "out", "participant", "--skip-bids-validation"], capsys)[0] == 0
+    assert _run([dataset, tmp_path / "out", "participant", "--skip-bids-validation", "--dry-run"],
+                capsys)[0] == 0
     code, out, _ = _run([dataset, tmp_path / "out", "group"], capsys)
     assert code == 0 and "group level" in out
 
@@ -182,7 +183,7 @@ def test_output_inside_input_only_under_derivatives(tmp_path, capsys):
     assert code == 64
     assert tree_hash(root) == before
     code, _, err = _run([root, root / "derivatives" / "eeg2fmri", "participant",
-                         "--skip-bids-validation"], capsys)
+                         "--skip-bids-validation", "--dry-run"], capsys)
     assert code == 0, err
     assert (root / "derivatives" / "eeg2fmri" / "dataset_description.json").is_file()
 
@@ -191,7 +192,7 @@ def test_filter_file_restricts_selection(dataset, tmp_path, capsys):
     filt = tmp_path / "filter.json"
     filt.write_text(json.dumps({"bold": {"subject": "01"}, "eeg": {"subject": "01"}}))
     code, out, _ = _run([dataset, tmp_path / "out", "participant", "--skip-bids-validation",
-                         "--bids-filter-file", filt], capsys)
+                         "--dry-run", "--bids-filter-file", filt], capsys)
     assert code == 0
     assert "sub-01" in out and "sub-02" not in out
     filt.write_text("{not json")

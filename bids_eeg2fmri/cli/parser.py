@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch device for models (auto = CUDA when available)")
     g.add_argument("--model-dir", dest="model_dir", type=Path, metavar="DIR",
                    help="a trained model to apply at the participant level")
+    g.add_argument("--dry-run", dest="dry_run", action="store_true",
+                   help="validate, index and print the plan, then stop before processing")
     g.add_argument("--debug", dest="debug", action="store_true",
                    help="show tracebacks and debug logging")
 
@@ -112,6 +114,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stft-scale", dest="stft_scale", choices=("log-power", "magnitude"))
     g.add_argument("--stft-context", dest="stft_context", type=_positive_int, metavar="N_TR",
                    help="extend each volume's STFT segment back over N preceding TRs (default 0)")
+    g = p.add_argument_group("group level: models and cross-validation")
+    g.add_argument("--direction", dest="direction", choices=("eeg2fmri", "fmri2eeg", "both"))
+    g.add_argument("--models", dest="models", nargs="+", metavar="NAME",
+                   help="models to train (default: ridge plus one deep model per direction)")
+    g.add_argument("--cv", dest="cv", choices=("loso", "kfold", "blocked", "split"),
+                   help="cross-validation regime (default loso)")
+    g.add_argument("--cv-folds", dest="cv_folds", type=int, metavar="K")
+    g.add_argument("--target", dest="target", choices=("voxels", "regions"),
+                   help="EEG→fMRI targets: model-grid voxels or atlas regions")
+    g.add_argument("--atlas", dest="atlas", choices=("harvard-oxford", "aal"))
+    g.add_argument("--window", dest="window", type=float, metavar="S",
+                   help="EEG history per target volume in seconds (default 20)")
+    g.add_argument("--epochs", dest="epochs", type=int, metavar="N")
+    g.add_argument("--batch-size", dest="batch_size", type=int, metavar="N")
+    g.add_argument("--fd-threshold", dest="fd_threshold", type=float, metavar="MM",
+                   help="drop target volumes with framewise displacement above this (0 = keep all)")
+    g.add_argument("--resume", dest="resume", action="store_true",
+                   help="continue interrupted training from the last checkpoints")
+    g.add_argument("--finetune", dest="finetune", action="store_true",
+                   help="fine-tune a base model on the participant's own data before applying it")
     return p
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -12,7 +13,10 @@ from ..bids.layout import collect_participants, format_plan, load_filters, load_
 from ..bids.validate import validate_input
 from ..config import Config
 from ..errors import ExitCode, UserError
+from ..reports.html import write_participant_report
+from ..reports.methods import stages_from_config, write_citation
 from .checks import check_bids_dir, check_output_dir, check_work_dir
+from .execute import execute
 from .parser import PROG, parse_args
 
 log = logging.getLogger("bids_eeg2fmri")
@@ -21,6 +25,8 @@ log = logging.getLogger("bids_eeg2fmri")
 def main(argv: list[str] | None = None) -> int:
     """Run the BIDS-App and return its exit code; user errors become one line on stderr."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    # nipype would otherwise look up its latest version online at every start.
+    os.environ.setdefault("NIPYPE_NO_ET", "1")
     debug = "--debug" in argv
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -72,7 +78,7 @@ def run(config: Config) -> ExitCode:
 
 
 def run_participant(config: Config) -> ExitCode:
-    """Validate, index and pair the selected runs; write the dataset description and the plan."""
+    """Validate, index and pair the selected runs, then preprocess every run (fMRI and EEG)."""
     ex = config.execution
     if not ex.skip_bids_validation:
         log.info("validating %s with bids-validator-deno", ex.bids_dir)
@@ -81,10 +87,28 @@ def run_participant(config: Config) -> ExitCode:
     plans = collect_participants(layout, participant_label=ex.participant_label,
                                  session_label=ex.session_label, task_label=ex.task_label,
                                  filters=load_filters(ex.bids_filter_file))
+    print(format_plan(plans), flush=True)
     write_dataset_description(ex.output_dir, [ex.bids_dir])
     save_config(config)
-    print(format_plan(plans))
-    return ExitCode.OK
+    if ex.dry_run:
+        return ExitCode.OK
+    from ..workflows.base import init_participant_wf
+
+    wf = init_participant_wf(config=config, plans=plans)
+    code = execute(wf, work_dir=ex.work_dir, crash_dir=ex.output_dir / "logs" / "crash",
+                   nprocs=ex.nprocs, mem_gb=ex.mem_gb, stop_on_first_crash=ex.stop_on_first_crash)
+    # Reports also for failed runs: they list the crash files next to what did finish.
+    for plan in plans:
+        report = write_participant_report(ex.output_dir, plan.subject, bids_dir=ex.bids_dir)
+        log.info("report: %s", report)
+    ran = sorted({m for plan in plans for p in plan.pairs
+                  for m, present in (("fmri", p.bold), ("eeg", p.eeg)) if present is not None})
+    write_citation(ex.output_dir, stages_from_config(
+        config.to_dict(), ran=ran, extra={"fmri": {"dummy_scans": config.fmri.dummy_scans}}))
+    if code != ExitCode.OK:
+        print(f"{PROG}: error: some runs failed (see above and {ex.output_dir / 'logs' / 'crash'})",
+              file=sys.stderr)
+    return code
 
 
 def run_group(config: Config) -> ExitCode:

@@ -123,3 +123,61 @@ class TargetNormaliser:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "TargetNormaliser":
         return cls(np.asarray(state["mean"], np.float32), np.asarray(state["std"], np.float32))
+
+
+class RegionNormaliser:
+    """Per-subject, per-region z-scoring of BOLD region series that are a model's **input**.
+
+    The fMRI→EEG direction reads BOLD; like the EEG input of the other direction it is standardised
+    per subject, with statistics of the training volumes, and a subject with no training volumes is
+    standardised with its own BOLD (input only — never its EEG targets).
+    """
+
+    def __init__(self) -> None:
+        self.stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.self_fitted: list[str] = []
+
+    def fit(self, runs: Sequence[RunArrays], volumes: dict[int, np.ndarray]) -> "RegionNormaliser":
+        """Fit from the BOLD volumes ``volumes[run_index]`` that the training samples read."""
+        acc: dict[str, list[np.ndarray]] = {}
+        for i, vols in volumes.items():
+            if len(vols):
+                acc.setdefault(runs[i].subject, []).append(_read_bold(runs[i], vols))
+        for subject, parts in acc.items():
+            data = np.concatenate(parts)
+            self.stats[subject] = (data.mean(axis=0).astype(np.float32),
+                                   _floor(data.std(axis=0)).astype(np.float32))
+        return self
+
+    def ensure(self, run: RunArrays) -> None:
+        """Fit a subject never seen in training from its own retained BOLD (input only)."""
+        if run.subject in self.stats:
+            return
+        data = _read_bold(run, np.flatnonzero(run.retained))
+        self.stats[run.subject] = (data.mean(axis=0).astype(np.float32),
+                                   _floor(data.std(axis=0)).astype(np.float32))
+        self.self_fitted.append(run.subject)
+
+    def transform(self, x: np.ndarray, subject: str) -> np.ndarray:
+        """Normalise ``(..., n_regions)`` BOLD of ``subject``."""
+        mean, std = self.stats[subject]
+        return ((x - mean) / std).astype(np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stats": {s: (m.copy(), d.copy()) for s, (m, d) in self.stats.items()},
+                "self_fitted": list(self.self_fitted)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "RegionNormaliser":
+        obj = cls()
+        obj.stats = {s: (np.asarray(m, np.float32), np.asarray(d, np.float32))
+                     for s, (m, d) in state["stats"].items()}
+        obj.self_fitted = list(state.get("self_fitted", []))
+        return obj
+
+
+def _read_bold(run: RunArrays, vols: np.ndarray) -> np.ndarray:
+    data = np.asarray(run.bold[np.asarray(vols, dtype=int)], dtype=np.float64)
+    if not np.isfinite(data).all():
+        raise DataError(f"{run.key}: BOLD holds NaN or infinite values")
+    return data

@@ -12,6 +12,10 @@ response integrates about 20 s of neural activity. A sample exists only when
 - its whole EEG window lies inside the same run and every EEG volume of it is valid — windows never
   cross runs, and the first ``window − 1`` volumes of a run have too short a history,
 - for models that also read previous BOLD volumes (``history > 0``), those volumes are retained.
+
+The fMRI→EEG direction cuts samples the other way round (:class:`SequenceSpec`): a window of
+``window`` BOLD volumes is the input and the EEG of the ``horizon`` TRs centred in it the target.
+:func:`index_samples` and the splits take either spec.
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ class RunArrays:
         ``(n_volumes,)`` framewise displacement in mm for motion censoring, optional.
     truth
         ``(n_volumes, n_targets)`` noiseless BOLD (simulated data only), optional.
+    eeg_truth
+        Noiseless EEG spectrogram, the shape of ``eeg`` (simulated data only), optional: the noise
+        ceiling of the fMRI→EEG direction.
     """
 
     eeg: Any
@@ -65,11 +72,14 @@ class RunArrays:
     eeg_valid: np.ndarray | None = None
     fd: np.ndarray | None = None
     truth: Any = None
+    eeg_truth: Any = None
 
     def __post_init__(self) -> None:
         if len(self.eeg.shape) == 3:
             # Band power has no frame axis: view it as a spectrogram with one frame per TR.
             self.eeg = np.asarray(self.eeg)[..., None]
+            if self.eeg_truth is not None and len(self.eeg_truth.shape) == 3:
+                self.eeg_truth = np.asarray(self.eeg_truth)[..., None]
         n = self.n_volumes
         self.retained = _mask(self.retained, n, "retained", self)
         self.eeg_valid = _mask(self.eeg_valid, n, "eeg_valid", self)
@@ -87,6 +97,9 @@ class RunArrays:
         if self.truth is not None and tuple(self.truth.shape) != tuple(self.bold.shape):
             raise DataError(f"{self.key}: noiseless truth shape {tuple(self.truth.shape)} differs "
                             f"from BOLD {tuple(self.bold.shape)}")
+        if self.eeg_truth is not None and tuple(self.eeg_truth.shape) != tuple(self.eeg.shape):
+            raise DataError(f"{self.key}: noiseless EEG shape {tuple(self.eeg_truth.shape)} differs "
+                            f"from the EEG {tuple(self.eeg.shape)}")
 
     @property
     def key(self) -> str:
@@ -315,6 +328,85 @@ class WindowSpec:
         """
         return self.span() + math.ceil(hrf_reach_s / tr)
 
+    def sample_volumes(self, run: RunArrays) -> np.ndarray:
+        """The volumes of ``run`` that are sample targets (:func:`target_volumes`)."""
+        return target_volumes(run, self)
+
+
+@dataclass(frozen=True)
+class SequenceSpec:
+    """How fMRI→EEG samples are cut: ``window`` BOLD volumes in, the EEG of ``horizon`` TRs out.
+
+    The predicted TRs are centred in the window (``offset`` volumes after its start), so the model
+    sees the BOLD both before them and after them — the haemodynamic response puts the BOLD trace
+    of a TR's neural activity 4–20 s later. A sample is named by its first predicted TR (the
+    ``volume`` column of the sample table); its window is ``volume − offset … volume − offset +
+    window − 1``. A sample exists only when the whole window lies in one run, every window volume is
+    retained (no dummy scans) and below the motion threshold, and every predicted TR has EEG.
+
+    Attributes
+    ----------
+    window
+        BOLD volumes (TRs) per sample; the seed uses 50.
+    horizon
+        Consecutive TRs of EEG predicted per sample; the seed uses 5.
+    fd_threshold
+        Drop samples whose window holds a volume with framewise displacement above this (mm).
+    """
+
+    window: int = 50
+    horizon: int = 5
+    fd_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or not 1 <= self.horizon <= self.window:
+            raise DataError(f"window must be >= 1 TR and 1 <= horizon <= window; got window="
+                            f"{self.window}, horizon={self.horizon}")
+
+    @property
+    def offset(self) -> int:
+        """Position of the first predicted TR inside the window."""
+        return (self.window - self.horizon) // 2
+
+    def span(self) -> int:
+        """Volumes one sample reads."""
+        return self.window
+
+    def min_buffer(self, tr: float, hrf_reach_s: float = HRF_REACH_S) -> int:
+        """Smallest gap (volumes) between train and test samples that keeps their windows apart.
+
+        Samples ``window`` or more volumes apart read disjoint BOLD; the HRF reach is added so that
+        no BOLD of one sample carries the haemodynamic trace of the other's predicted EEG either.
+        """
+        return self.window + math.ceil(hrf_reach_s / tr)
+
+    def window_start(self, volumes: np.ndarray) -> np.ndarray:
+        """First BOLD volume of the windows of samples named by ``volumes``."""
+        return np.asarray(volumes) - self.offset
+
+    def sample_volumes(self, run: RunArrays) -> np.ndarray:
+        """First predicted TR of every valid sample of ``run``."""
+        n = run.n_volumes
+        good = run.retained.copy()
+        if self.fd_threshold is not None and run.fd is not None:
+            good &= ~(run.fd > self.fd_threshold)
+        starts = np.arange(n - self.window + 1)
+        if not len(starts):
+            return starts
+        ok = _window_all(good, self.window)[starts]
+        ok &= _window_all(run.eeg_valid, self.horizon)[starts + self.offset]
+        return starts[ok] + self.offset
+
+
+def _window_all(flags: np.ndarray, width: int) -> np.ndarray:
+    """``out[i]`` is True when ``flags[i:i + width]`` are all True (False past the end)."""
+    csum = np.concatenate([[0], np.cumsum(flags.astype(np.int64))])
+    n = len(flags)
+    out = np.zeros(n, dtype=bool)
+    if n >= width:
+        out[:n - width + 1] = (csum[width:] - csum[:n - width + 1]) == width
+    return out
+
 
 def target_volumes(run: RunArrays, spec: WindowSpec) -> np.ndarray:
     """Indices of the volumes of ``run`` that are targets of a sample (see the module docstring)."""
@@ -335,8 +427,8 @@ def target_volumes(run: RunArrays, spec: WindowSpec) -> np.ndarray:
     return t[ok]
 
 
-def index_samples(runs: Sequence[RunArrays], spec: WindowSpec) -> pd.DataFrame:
-    """Table of every sample: one row per target volume.
+def index_samples(runs: Sequence[RunArrays], spec: WindowSpec | SequenceSpec) -> pd.DataFrame:
+    """Table of every sample: one row per target volume (first predicted TR for fMRI→EEG).
 
     Returns
     -------
@@ -355,7 +447,7 @@ def index_samples(runs: Sequence[RunArrays], spec: WindowSpec) -> pd.DataFrame:
         raise DataError(f"runs given twice: {', '.join(dup)}")
     frames = []
     for i, run in enumerate(runs):
-        vols = target_volumes(run, spec)
+        vols = spec.sample_volumes(run)
         frames.append(pd.DataFrame({"run_index": i, "subject": run.subject, "run": run.run,
                                     "volume": vols}))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

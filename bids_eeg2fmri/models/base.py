@@ -31,6 +31,10 @@ class ModelShape:
         3-D boolean mask of the model grid when targets are voxels (``grid[mask]`` order), else None.
     history
         Previous BOLD volumes in each batch (``y_hist``).
+    horizon
+        Output steps (TRs) per sample: 1 for EEG→fMRI; fMRI→EEG models predict ``horizon`` TRs of
+        ``n_targets // horizon`` spectrogram bins each (``n_channels`` then counts input regions,
+        ``n_freqs = n_frames = 1``).
     """
 
     window: int
@@ -40,6 +44,7 @@ class ModelShape:
     n_targets: int
     grid: np.ndarray | None = None
     history: int = 0
+    horizon: int = 1
 
     @property
     def n_inputs(self) -> int:
@@ -48,6 +53,7 @@ class ModelShape:
     def to_dict(self) -> dict[str, Any]:
         return {"window": self.window, "n_channels": self.n_channels, "n_freqs": self.n_freqs,
                 "n_frames": self.n_frames, "n_targets": self.n_targets, "history": self.history,
+                "horizon": self.horizon,
                 "grid": None if self.grid is None else self.grid.astype(bool).tolist()}
 
     @classmethod

@@ -1,0 +1,288 @@
+"""The fMRI stages as file-in/file-out functions: what each workflow node (and the benchmark) runs.
+
+Each function reads its inputs, calls the numerical functions of the sibling modules and writes its
+outputs into a folder it is given (a nipype node's working folder), returning what it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from ..errors import DataError
+from ..resources.templates import template_grid
+from . import confounds as conf
+from . import masking, model_ready, motion, registration, slice_timing
+from . import resample as resampling
+from .antsutil import affine_to_ants_geometry, itk_text, parse_itk_text
+from .dummy import detect_dummy_scans
+from .io import check_volume_count, load_bold, read_run, series_header, write_masked_series
+
+LOG = logging.getLogger(__name__)
+
+
+def prepare(bold_file: str | os.PathLike, out_file: str | os.PathLike, *,
+            metadata: dict[str, Any] | None = None, dummy_scans: int | None = None,
+            slice_time_ref: float = 0.5) -> dict[str, Any]:
+    """Validate the run, drop dummy scans and correct slice timing.
+
+    Parameters
+    ----------
+    bold_file
+        The raw BOLD series.
+    out_file
+        Where to write the steady-state, slice-time corrected float32 series (``.nii``).
+    metadata
+        The run's BIDS metadata; the file's own sidecar when ``None``.
+    dummy_scans
+        Volumes to discard; detected automatically when ``None``.
+    slice_time_ref
+        Reference time as a fraction of the TR.
+
+    Returns
+    -------
+    dict
+        ``dummy_scans``, ``dummy_source`` (``user``/``auto``), ``repetition_time``,
+        ``slice_timing_corrected``, ``start_time``, ``n_volumes`` (kept), ``metadata``.
+
+    Raises
+    ------
+    DataError
+        Bad header or metadata (see :func:`read_run`), NaN/Inf voxels, fewer than 5 volumes left.
+    """
+    run = read_run(bold_file, metadata)
+    img, data = load_bold(bold_file)
+    if dummy_scans is None:
+        n_dummy, source = detect_dummy_scans(data), "auto"
+    else:
+        n_dummy, source = int(dummy_scans), "user"
+    check_volume_count(data.shape[-1], n_dummy, bold_file)
+    data = data[..., n_dummy:]
+    tr = run.repetition_time
+    corrected = False
+    start_time = 0.0
+    if run.slice_timing is None:
+        LOG.warning("%s: no SliceTiming in the metadata; slice-timing correction skipped",
+                    bold_file)
+    elif len(set(np.round(run.slice_timing, 7))) == 1:
+        LOG.info("%s: all slices acquired at once; no slice-timing correction needed", bold_file)
+        start_time = float(run.slice_timing[0])
+    else:
+        data = slice_timing.slice_time_correct(
+            data, run.slice_timing, tr, slice_encoding_direction=run.slice_encoding_direction,
+            ref_fraction=slice_time_ref)
+        corrected = True
+        start_time = slice_time_ref * tr
+    affine = img.affine
+    try:
+        affine_to_ants_geometry(affine)
+    except ValueError as exc:
+        raise DataError(str(exc), bold_file) from None
+    hdr = series_header(data.shape, affine, tr, code=1)
+    nib.save(nib.Nifti1Image(data.astype(np.float32, copy=False), affine, hdr), os.fspath(out_file))
+    return {"dummy_scans": n_dummy, "dummy_source": source, "repetition_time": tr,
+            "slice_timing_corrected": corrected, "start_time": start_time,
+            "n_volumes": int(data.shape[-1]), "metadata": dict(run.metadata)}
+
+
+def head_motion(in_file: str | os.PathLike, out_dir: str | os.PathLike, *, n_procs: int = 1,
+                skip: int = 0) -> dict[str, str]:
+    """Build the boldref, register every volume to it and save transforms and parameters.
+
+    Motion is estimated on the original series (as fMRIPrep does), not on the slice-time corrected
+    one: slice-timing interpolation mixes each slice with neighbouring volumes, so around a motion
+    spike the slices of one corrected volume disagree about the head's pose. Measured on simulator
+    data: rotation RMS error 0.0015 rad on the original series against 0.0027 rad after STC.
+
+    Parameters
+    ----------
+    in_file
+        The original BOLD series.
+    out_dir
+        Folder for the outputs (and ANTs' temporary files).
+    n_procs
+        Worker processes for the per-volume registrations.
+    skip
+        Leading (dummy) volumes to ignore.
+
+    Returns
+    -------
+    dict
+        Paths: ``boldref`` (.nii.gz), ``boldref_mask`` (.nii.gz), ``hmc_xfm`` (ITK text, one affine
+        per volume), ``motion_params`` (.tsv, six columns).
+    """
+    out_dir = Path(out_dir)
+    img = nib.load(os.fspath(in_file))
+    data = np.asarray(img.dataobj, dtype=np.float32)[..., int(skip):]
+    affine = img.affine
+    boldref = motion.robust_reference(data, affine, n_procs=n_procs, scratch=out_dir)
+    mats = motion.register_volumes(boldref, data, affine, n_procs=n_procs, scratch=out_dir)
+    params = motion.matrices_to_params(mats, motion.grid_center(data.shape, affine))
+    mask = registration.epi_brain_mask(boldref, affine)
+    out = {"boldref": out_dir / "boldref.nii.gz", "boldref_mask": out_dir / "boldref_mask.nii.gz",
+           "hmc_xfm": out_dir / "hmc_xfm.txt", "motion_params": out_dir / "motion_params.tsv"}
+    nib.save(nib.Nifti1Image(boldref, affine, series_header(boldref.shape, affine, None, code=1)),
+             out["boldref"])
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), out["boldref_mask"])
+    out["hmc_xfm"].write_text(itk_text(mats))
+    np.savetxt(out["motion_params"], params, delimiter="\t", header="\t".join(motion.PARAM_NAMES),
+               comments="")
+    return {k: os.fspath(v) for k, v in out.items()}
+
+
+def register(boldref_file: str | os.PathLike, mask_file: str | os.PathLike,
+             out_dir: str | os.PathLike, *, method: str = "syn",
+             t1w_file: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Register the boldref to MNI152NLin2009aSym; returns ``field`` path and ``settings``."""
+    out_dir = Path(out_dir)
+    ref = nib.load(os.fspath(boldref_file))
+    mask = np.asarray(nib.load(os.fspath(mask_file)).dataobj) > 0
+    t1w = None
+    if t1w_file is not None:
+        t1w = nib.load(os.fspath(t1w_file))
+        if t1w.ndim != 3:
+            raise DataError(f"T1w must be a 3-D image, shape is {t1w.shape}", t1w_file)
+    field = out_dir / "boldref2mni_field.nii.gz"
+    settings = registration.register_to_template(
+        np.asarray(ref.dataobj, dtype=np.float32), ref.affine, field, method=method,
+        brain_mask=mask, t1w=t1w, scratch=out_dir)
+    return {"field": os.fspath(field), "settings": settings}
+
+
+def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
+             field_file: str | os.PathLike, out_dir: str | os.PathLike, *, output_res: int = 2,
+             fwhm: float = 0.0, high_pass: float = 0.0, model_res: int | None = None,
+             ) -> dict[str, Any]:
+    """One-shot resampling to MNI, masking, optional filters and the model-ready series.
+
+    Returns
+    -------
+    dict
+        Paths ``preproc`` (4-D .nii.gz), ``mask`` (.nii.gz), ``model`` (.nii.gz or ``None``),
+        ``dvars`` (.tsv with dvars, std_dvars) and the ``mask_voxels`` count.
+    """
+    out_dir = Path(out_dir)
+    img = nib.load(os.fspath(in_file))
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    tr = float(img.header.get_zooms()[3])
+    hmc = parse_itk_text(Path(hmc_file).read_text())
+    field, field_affine = registration.load_field(field_file)
+    shape, affine = template_grid(output_res)
+    tmask = masking.template_mask_on_grid(shape, affine)
+    values, covered = resampling.resample_series(data, img.affine, hmc, field, field_affine, tmask,
+                                                 affine, return_coverage=True)
+    keep = masking.refine_mask(tmask, values.mean(axis=1)) & covered
+    mask = resampling.unmask(keep, tmask)
+    values = values[keep]
+    dv, std_dv = conf.dvars(values)
+    values = masking.high_pass(masking.smooth_masked(values, mask, affine, fwhm), tr, high_pass)
+    out: dict[str, Any] = {"preproc": out_dir / "preproc_bold.nii.gz",
+                           "mask": out_dir / "brain_mask.nii.gz", "model": None,
+                           "dvars": out_dir / "dvars.tsv", "mask_voxels": int(keep.sum())}
+    write_masked_series(out["preproc"], values, mask, affine, tr)
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine,
+                             series_header(mask.shape, affine, None, dtype=np.uint8)), out["mask"])
+    np.savetxt(out["dvars"], np.column_stack([dv, std_dv]), delimiter="\t",
+               header="dvars\tstd_dvars", comments="")
+    del values
+    if model_res:
+        mshape, maffine = template_grid(model_res)
+        mmask = masking.template_mask_on_grid(mshape, maffine)
+        mvals, mcov = resampling.resample_series(data, img.affine, hmc, field, field_affine, mmask,
+                                                 maffine, return_coverage=True)
+        mkeep = masking.refine_mask(mmask, mvals.mean(axis=1)) & mcov
+        mvals = masking.high_pass(masking.smooth_masked(mvals[mkeep], resampling.unmask(mkeep, mmask),
+                                                        maffine, fwhm), tr, high_pass)
+        out["model"] = out_dir / "model_bold.nii.gz"
+        write_masked_series(out["model"], model_ready.model_ready(mvals),
+                            resampling.unmask(mkeep, mmask), maffine, tr)
+    return {k: (os.fspath(v) if isinstance(v, Path) else v) for k, v in out.items()}
+
+
+def confounds(params_file: str | os.PathLike, dvars_file: str | os.PathLike,
+              out_dir: str | os.PathLike) -> dict[str, str]:
+    """Assemble the confounds table (.tsv) and its column descriptions (.json)."""
+    out_dir = Path(out_dir)
+    params = np.loadtxt(params_file, delimiter="\t", skiprows=1, ndmin=2)
+    dv = np.loadtxt(dvars_file, delimiter="\t", skiprows=1, ndmin=2)
+    table = conf.motion_table(params)
+    table["dvars"] = dv[:, 0]
+    table["std_dvars"] = dv[:, 1]
+    tsv, js = out_dir / "confounds.tsv", out_dir / "confounds.json"
+    conf.write_confounds_tsv(table, tsv)
+    js.write_text(json.dumps(conf.confounds_sidecar(list(table.columns)), indent=2))
+    return {"tsv": os.fspath(tsv), "json": os.fspath(js)}
+
+
+def _source_uri(source_file: str | os.PathLike) -> str:
+    """``bids:raw:sub-XX/[ses-YY/]func/<name>``, the BIDS URI of a raw file."""
+    parts = Path(source_file).parts
+    start = next((i for i, p in enumerate(parts) if p.startswith("sub-")), len(parts) - 1)
+    return "bids:raw:" + "/".join(parts[start:])
+
+
+def sidecar(kind: str, *, source_file: str | os.PathLike, info: dict[str, Any],
+            settings: dict[str, Any] | None = None, options: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+    """The JSON sidecar of an fMRI derivative.
+
+    Parameters
+    ----------
+    kind
+        ``preproc``, ``model``, ``mask``, ``boldref`` or ``xfm``.
+    source_file
+        The raw BOLD file.
+    info
+        :func:`prepare`'s returned facts.
+    settings
+        :func:`register`'s settings.
+    options
+        The ``fmri`` configuration values (output_res, fwhm, high_pass, model_res, slice_time_ref).
+    """
+    settings = settings or {}
+    options = options or {}
+    src = [_source_uri(source_file)]
+    meta = info.get("metadata", {})
+    dummies = {"NumberOfVolumesDiscardedByUser": int(info["dummy_scans"]),
+               "DummyScans": {"Count": int(info["dummy_scans"]),
+                              "Source": "detected (global-signal outliers)"
+                              if info.get("dummy_source") == "auto" else "user (--dummy-scans)"}}
+    if kind in ("preproc", "model"):
+        out: dict[str, Any] = {
+            "RepetitionTime": float(info["repetition_time"]),
+            "SliceTimingCorrected": bool(info["slice_timing_corrected"]),
+            "StartTime": float(info["start_time"]),
+            "SkullStripped": True,
+            "Sources": src,
+            **dummies,
+            "SpatialReference": f"{settings.get('Template', 'MNI152NLin2009aSym')}",
+            "Resolution": f"{options.get('output_res' if kind == 'preproc' else 'model_res', 2)} mm isotropic",
+            "Interpolation": "cubic B-spline, one resampling composing head motion, affine and warp",
+            "Registration": settings,
+            "SmoothingFWHM": float(options.get("fwhm", 0.0)),
+            "HighPassCutoffHz": float(options.get("high_pass", 0.0)),
+        }
+        if info["slice_timing_corrected"]:
+            out["SliceTimeReference"] = float(options.get("slice_time_ref", 0.5))
+        if "TaskName" in meta:
+            out["TaskName"] = meta["TaskName"]
+        if kind == "model":
+            out["Normalization"] = ("brain-masked, Legendre polynomial trend (order 2) removed, "
+                                    "z-scored per voxel over the run")
+        return out
+    if kind == "mask":
+        return {"Type": "Brain", "Sources": src,
+                "Description": "MNI152NLin2009aSym brain mask restricted to voxels with EPI signal"}
+    if kind == "boldref":
+        return {"Sources": src, "SkullStripped": False, **dummies,
+                "Description": "Median of the first steady-state volumes after rigid alignment"}
+    if kind == "xfm":
+        return {"Sources": src, "FromSpace": "boldref", "ToSpace": settings.get("Template"),
+                **settings}
+    raise ValueError(f"unknown sidecar kind {kind!r}")
