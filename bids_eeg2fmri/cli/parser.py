@@ -136,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue interrupted training from the last checkpoints")
     g.add_argument("--finetune", dest="finetune", action="store_true",
                    help="fine-tune a base model on the participant's own data before applying it")
+    g.add_argument("--regions", dest="regions", nargs="+", metavar="NAME",
+                   help="restrict atlas regions to these names (fMRI→EEG keeps the non-GM part)")
+    g.add_argument("--window-trs", dest="window_trs", type=int, metavar="N",
+                   help="fMRI→EEG: BOLD volumes per sample (default 50)")
+    g.add_argument("--horizon-trs", dest="horizon_trs", type=int, metavar="N",
+                   help="fMRI→EEG: EEG TRs predicted per sample, centred in the window (default 5)")
+    g.add_argument("--weight-decay", dest="weight_decay", type=float, metavar="W",
+                   help="AdamW weight decay of the deep models (default 0.01)")
     return p
 
 

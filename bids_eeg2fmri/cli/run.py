@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         values, config_file = parse_args(argv)
         config = Config.from_sources(values, config_file)
+        limit_threads(config.execution.omp_nthreads)
         return int(run(config))
     except UserError as exc:
         if debug:
@@ -51,6 +52,21 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return int(ExitCode.IO)
+
+
+THREAD_VARIABLES = ("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS")
+
+
+def limit_threads(n: int) -> None:
+    """Cap the threads of ITK (ANTs) and BLAS in this process and the workers it starts.
+
+    ITK's multi-threaded metrics sum in a thread-dependent order, so only ``--omp-nthreads 1``
+    gives bit-identical registrations from run to run (as in fMRIPrep).
+    """
+    if n > 0:
+        for var in THREAD_VARIABLES:
+            os.environ[var] = str(n)
 
 
 def run(config: Config) -> ExitCode:
@@ -69,9 +85,6 @@ def run(config: Config) -> ExitCode:
     ex.bids_dir = check_bids_dir(ex.bids_dir)
     ex.output_dir = check_output_dir(ex.output_dir, ex.bids_dir)
     ex.work_dir = check_work_dir(ex.work_dir, ex.bids_dir)
-    stale = remove_stale_temporaries(ex.output_dir)
-    if stale:
-        log.info("removed %d unfinished file(s) left by an interrupted run", len(stale))
     if ex.analysis_level == "participant":
         return run_participant(config)
     return run_group(config)
@@ -88,6 +101,10 @@ def run_participant(config: Config) -> ExitCode:
                                  session_label=ex.session_label, task_label=ex.task_label,
                                  filters=load_filters(ex.bids_filter_file))
     print(format_plan(plans), flush=True)
+    # Only the selected participants' folders: SLURM array tasks of other participants may be
+    # writing their own temporaries into the same output folder right now.
+    for plan in plans:
+        _clean_interrupted(ex.output_dir / f"sub-{plan.subject}")
     write_dataset_description(ex.output_dir, [ex.bids_dir])
     save_config(config)
     if ex.dry_run:
@@ -97,6 +114,10 @@ def run_participant(config: Config) -> ExitCode:
     wf = init_participant_wf(config=config, plans=plans)
     code = execute(wf, work_dir=ex.work_dir, crash_dir=ex.output_dir / "logs" / "crash",
                    nprocs=ex.nprocs, mem_gb=ex.mem_gb, stop_on_first_crash=ex.stop_on_first_crash)
+    if ex.model_dir is not None:
+        from ..apply.run import apply_models
+
+        code = max(code, apply_models(config, plans))
     # Reports also for failed runs: they list the crash files next to what did finish.
     for plan in plans:
         report = write_participant_report(ex.output_dir, plan.subject, bids_dir=ex.bids_dir)
@@ -112,22 +133,20 @@ def run_participant(config: Config) -> ExitCode:
 
 
 def run_group(config: Config) -> ExitCode:
-    """Check that participant-level outputs exist and summarise them."""
-    from bids.layout import BIDSLayout
+    """Cross-validate and train models on the participant derivatives (``group/run.py``)."""
+    from ..group.run import run_group_level
 
-    ex = config.execution
-    description = ex.output_dir / "dataset_description.json"
-    if not description.is_file():
-        raise UserError("no participant-level outputs here: run the participant level first",
-                        ExitCode.NO_INPUT, ex.output_dir)
-    layout = BIDSLayout(str(ex.output_dir), validate=False, config=["bids", "derivatives"])
-    subjects = layout.get_subjects()
-    if ex.participant_label:
-        subjects = [s for s in subjects if s in ex.participant_label]
-    save_config(config)
-    print(f"group level: derivatives of {len(subjects)} participant(s) in {ex.output_dir}: "
-          + (", ".join(f"sub-{s}" for s in subjects) or "none yet"))
-    return ExitCode.OK
+    # The group level reads the participant level's saved options (for CITATION.md) before
+    # this run's configuration replaces them.
+    return run_group_level(config, save=lambda: save_config(config))
+
+
+def _clean_interrupted(folder: Path) -> None:
+    if folder.is_dir():
+        stale = remove_stale_temporaries(folder)
+        if stale:
+            log.info("removed %d unfinished file(s) left by an interrupted run in %s",
+                     len(stale), folder)
 
 
 def save_config(config: Config) -> Path:

@@ -130,10 +130,13 @@ def write_masked_series(path: str | os.PathLike, values: np.ndarray, mask: np.nd
     shape = tuple(mask.shape) + (values.shape[1],)
     hdr = series_header(shape, affine, repetition_time, code=code)
     hdr["vox_offset"] = 352
-    opener = gzip.open(path, "wb", compresslevel=compresslevel) if str(path).endswith(".gz") \
-        else open(path, "wb")
+    raw = open(path, "wb")
+    # No file name and mtime 0 in the gzip header: the bytes then depend on the data alone (the
+    # name would be the atomic writer's random temporary), so reruns are byte-identical.
+    opener = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=compresslevel,
+                           mtime=0) if str(path).endswith(".gz") else raw
     vol = np.zeros(mask.shape, dtype=np.float32)
-    with opener as fh:
+    with raw, opener as fh:
         hdr.write_to(fh)  # 348 header bytes + the 4-byte empty extension flag: data at 352
         for i in range(values.shape[1]):
             vol[mask] = values[:, i]
