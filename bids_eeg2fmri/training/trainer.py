@@ -9,11 +9,20 @@
   ends with exactly the weights an uninterrupted run would have. The batch order of epoch ``e``
   comes from a generator seeded with ``(seed, e)``, so it needs no saved state.
 - A tqdm bar over epochs, silent when stderr is not a terminal; losses go to a TSV (one per fold).
+- Launched by ``torchrun`` with ``WORLD_SIZE > 1`` (see ``docs/hpc.md``): the process group is
+  joined (NCCL on CUDA, one GPU per ``LOCAL_RANK``; gloo on CPU), the model is wrapped in
+  :class:`~torch.nn.parallel.DistributedDataParallel`, each process trains on its shard of every
+  epoch's permutation (``batch_size`` is per process), losses are averaged over all processes so
+  every process takes the same early-stopping decisions, and only rank 0 writes checkpoints and
+  loss logs. A single process runs exactly the code path it always did.
 """
 
 from __future__ import annotations
 
 import copy
+import gc
+import inspect
+import logging
 import os
 import random
 import sys
@@ -25,11 +34,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..bids.derivatives import atomic_path, atomic_write_text
 from ..errors import DataError, UsageError
+from . import distributed as D
+
+LOG = logging.getLogger(__name__)
 
 LOSS_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
 
@@ -43,7 +56,8 @@ class TrainConfig:
     epochs
         Maximum number of epochs.
     batch_size
-        Samples per optimisation step.
+        Samples per optimisation step and process: under torchrun with ``N`` processes a step
+        averages the gradients of ``N × batch_size`` samples (the learning rate is not rescaled).
     lr
         AdamW learning rate; None takes the model's registered default (the paper's).
     weight_decay
@@ -151,8 +165,9 @@ def predict(model: torch.nn.Module, dataset: Dataset, *, batch_size: int = 64,
     return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
 
 
-def _val_loss(model: torch.nn.Module, loader: DataLoader, device: torch.device,
-              dtype: torch.dtype | None) -> float:
+def _val_sums(model: torch.nn.Module, loader: DataLoader, device: torch.device,
+              dtype: torch.dtype | None) -> tuple[float, int]:
+    """Sum over samples of the per-sample mean squared error, and the number of samples."""
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -161,7 +176,87 @@ def _val_loss(model: torch.nn.Module, loader: DataLoader, device: torch.device,
             err = (model(batch["x"]).float() - batch["y"]) ** 2
             total += float(err.mean(dim=1).sum())
             n += err.shape[0]
+    return total, n
+
+
+def _mean_over_processes(total: float, n: int) -> float:
+    """``total / n`` over the samples of all processes (this process's alone outside torchrun)."""
+    if D.is_distributed():
+        sums = D.all_reduce_sum({"total": total, "n": n})
+        total, n = sums["total"], int(sums["n"])
     return total / max(n, 1)
+
+
+# torch 2.13 renamed the switch (``broadcast_buffers`` is deprecated); older releases know only it.
+_DDP_PARAMETERS = inspect.signature(DistributedDataParallel).parameters
+_NO_FORWARD_BUFFER_SYNC = ({"forward_sync_buffers": False} if "forward_sync_buffers" in _DDP_PARAMETERS
+                           else {"broadcast_buffers": False})
+
+
+class _TrainingLoss(torch.nn.Module):
+    """Makes a model's ``training_loss`` its forward pass.
+
+    DistributedDataParallel synchronises gradients only for computations that went through its
+    own ``forward``; models are trained through ``training_loss`` (teacher forcing, auxiliary
+    autoencoders), so that is what the wrapper must call.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model.training_loss(batch)
+
+
+def _wrap_ddp(model: torch.nn.Module, device: torch.device) -> DistributedDataParallel:
+    """Wrap ``model``'s training loss in DDP over the parameters that require gradients now.
+
+    ``static_graph``: within a training phase every step uses the same parameters, and a model
+    may have parameters its training loss never touches (an inference-only path); a static graph
+    lets DDP learn which once instead of searching the autograd graph every step.
+    Buffers are not re-sent from rank 0 before every forward: the models' buffers are constants
+    (masks, positional codes) built identically on every process, so that would only cost time.
+    """
+    return DistributedDataParallel(
+        _TrainingLoss(model), device_ids=[device.index] if device.type == "cuda" else None,
+        static_graph=True, **_NO_FORWARD_BUFFER_SYNC)
+
+
+def _read_resume_state(path: Path | None, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint to resume from, or None; under torchrun rank 0 reads it and sends it.
+
+    Reading on rank 0 alone means the file need only be visible there (node-local scratch) and
+    every process resumes from the same bytes even while rank 0 could be replacing the file.
+    """
+    if not D.is_distributed():
+        if path is not None and path.exists():
+            return load_checkpoint(path, map_location=device)
+        return None
+    payload: tuple[str, Any] = ("none", None)
+    if D.is_main_process() and path is not None and path.exists():
+        try:
+            payload = ("state", load_checkpoint(path, map_location="cpu"))
+        except DataError as exc:
+            # Sent to the other ranks too: raising on rank 0 alone would leave them waiting.
+            payload = ("error", (exc.message, exc.path))
+    kind, value = D.broadcast_object(payload)
+    if kind == "error":
+        raise DataError(value[0], path=value[1])
+    return value if kind == "state" else None
+
+
+def _restore_rng(state: dict[str, Any], seed: int) -> None:
+    """Restore this process's RNG streams from a checkpoint (exact for the same process count)."""
+    saved_world = int(state.get("world_size", 1))
+    if saved_world == D.world_size():
+        _set_rng_state(state["rng_ranks"][D.rank()] if "rng_ranks" in state else state["rng"])
+        return
+    # Another number of processes shards the data differently, so the run cannot continue exactly;
+    # fresh streams, distinct per rank and epoch, keep dropout masks from repeating earlier ones.
+    LOG.warning("resuming a checkpoint of %d training process(es) with %d: training continues, "
+                "but not exactly as an uninterrupted run would", saved_world, D.world_size())
+    seed_everything(seed + D.rank() + 1_000_003 * (int(state["epoch"]) + 1))
 
 
 def train(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None,
@@ -170,6 +265,10 @@ def train(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None,
           extra: dict[str, Any] | None = None,
           on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
     """Train ``model`` in place.
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) every process calls this with the same arguments and
+    identical initial weights; the process group is joined on the first call (see
+    :mod:`~bids_eeg2fmri.training.distributed`), and every process returns the same weights.
 
     Parameters
     ----------
@@ -182,23 +281,28 @@ def train(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None,
     lr
         Learning rate (``config.lr`` wins when set).
     checkpoint
-        File written atomically after every epoch; required for ``resume``.
+        File written atomically after every epoch (by rank 0 only); required for ``resume``.
     resume
-        Continue from ``checkpoint`` when it exists (a missing file starts afresh).
+        Continue from ``checkpoint`` when it exists (a missing file starts afresh). Under torchrun
+        rank 0 reads it and sends it to the others.
     loss_log
-        TSV of per-epoch losses, rewritten atomically every epoch.
+        TSV of per-epoch losses, rewritten atomically every epoch (by rank 0 only).
     extra
         Picklable metadata stored in every checkpoint (model name, normalisers, data spec...).
     on_epoch_end
-        Called after each epoch's checkpoint with ``(epoch, row)``.
+        Called after each epoch's checkpoint with ``(epoch, row)``, on every process.
 
     Returns
     -------
     TrainResult
     """
-    device = resolve_device(config.device)
+    distributed = D.is_distributed()
+    device = D.setup(resolve_device(config.device))
     dtype = _autocast_dtype(device) if config.amp else None
-    seed_everything(config.seed)
+    # Rank 0 seeds as a single process does; the other ranks get their own dropout streams, as
+    # different samples in one process would. Weights stay identical: they were built before this
+    # call, and DDP sends rank 0's to every process when it wraps the model.
+    seed_everything(config.seed + D.rank())
     model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr or lr,
                                   weight_decay=config.weight_decay)
@@ -207,14 +311,14 @@ def train(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None,
     start_epoch, bad_epochs, best_state = 0, 0, None
     warmup = int(getattr(model, "warmup_epochs", 0))
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    if resume and ckpt_path is not None and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=device)
+    state = _read_resume_state(ckpt_path, device) if resume else None
+    if state is not None:
         if state.get("train_config", {}).get("seed") != config.seed:
             raise UsageError(f"{ckpt_path}: cannot resume with a different --random-seed")
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
+        _restore_rng(state, config.seed)
         start_epoch = state["epoch"] + 1
         bad_epochs = state["bad_epochs"]
         best_state = state["best_state"]
@@ -222,26 +326,41 @@ def train(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None,
         result.best_epoch, result.best_val = state["best_epoch"], state["best_val"]
         result.stopped_early = state["stopped_early"]
         result.resumed_from = state["epoch"]
-    val_loader = (DataLoader(val_set, batch_size=max(config.batch_size, 64), shuffle=False)
+        del state
+    # Each process scores its own share of the validation samples; the sums are combined so all
+    # processes see the same validation loss and stop at the same epoch.
+    val_loader = (DataLoader(D.shard(val_set), batch_size=max(config.batch_size, 64), shuffle=False)
                   if val_set is not None and len(val_set) else None)
     show = sys.stderr.isatty() if config.progress is None else config.progress
-    bar = tqdm(range(start_epoch, config.epochs), disable=not show, desc="epochs", leave=False)
+    bar = tqdm(range(start_epoch, config.epochs), disable=not show or not D.is_main_process(),
+               desc="epochs", leave=False)
+    ddp: DistributedDataParallel | None = None
+    trainable: tuple[bool, ...] = ()
     for epoch in bar:
         if result.stopped_early:
             break
         t0 = time.perf_counter()
         model.set_epoch(epoch)
         model.train()
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen,
-                            num_workers=config.num_workers, drop_last=len(train_set) > config.batch_size)
+        if distributed:
+            # DDP synchronises the parameters that required gradients when it was built; a model
+            # that changes phase (pretrain, then freeze) needs a new wrapper for its new set.
+            now = tuple(p.requires_grad for p in model.parameters())
+            if ddp is None or now != trainable:
+                ddp = None
+                gc.collect()  # drop the old reducer's gradient hooks before new ones are added
+                ddp, trainable = _wrap_ddp(model, device), now
+            ddp.train()
+        loader = D.train_loader(train_set, config.batch_size, seed=config.seed * 100_003,
+                                epoch=epoch, num_workers=config.num_workers)
         total, n = 0.0, 0
         for batch in loader:
             batch = _to(batch, device)
             optimiser.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss = model.training_loss(batch)
+                loss = ddp(batch) if ddp is not None else model.training_loss(batch)
             if not torch.isfinite(loss.detach()):
+                # Under torchrun the launcher stops the other processes when this one fails.
                 raise DataError(f"training loss became {float(loss.detach())} at epoch {epoch + 1}; check the "
                                 "inputs for extreme values or lower the learning rate")
             scaler.scale(loss).backward()
@@ -252,8 +371,10 @@ def train(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None,
             scaler.update()
             total += float(loss.detach()) * batch["x"].shape[0]
             n += batch["x"].shape[0]
-        val = _val_loss(model, val_loader, device, dtype) if val_loader is not None else float("nan")
-        row = {"epoch": epoch + 1, "train_loss": total / max(n, 1), "val_loss": val,
+        train_loss = _mean_over_processes(total, n)
+        val = (_mean_over_processes(*_val_sums(model, val_loader, device, dtype))
+               if val_loader is not None else float("nan"))
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val,
                "lr": optimiser.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
         result.history.append(row)
         if epoch >= warmup and val_loader is not None:
@@ -265,17 +386,23 @@ def train(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None,
                 if config.patience and bad_epochs >= config.patience:
                     result.stopped_early = True
         bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{val:.3f}")
-        if ckpt_path is not None:
+        # Every process's RNG state goes into rank 0's checkpoint, so that a resumed run with the
+        # same number of processes continues each process's dropout stream exactly.
+        rng_ranks = D.all_gather_object(_rng_state()) if distributed else None
+        if ckpt_path is not None and D.is_main_process():
             save_checkpoint(ckpt_path, {
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimiser.state_dict(),
                 "scaler": scaler.state_dict(), "rng": _rng_state(), "bad_epochs": bad_epochs,
                 "best_state": best_state, "best_epoch": result.best_epoch,
                 "best_val": result.best_val, "stopped_early": result.stopped_early,
-                "history": result.history, "train_config": asdict(config), **(extra or {})})
+                "history": result.history, "train_config": asdict(config),
+                "world_size": D.world_size(), **({"rng_ranks": rng_ranks} if rng_ranks else {}),
+                **(extra or {})})
         if loss_log is not None:
             write_loss_log(loss_log, result.history)
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
+    ddp = None
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -283,7 +410,12 @@ def train(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None,
 
 
 def write_loss_log(path: str | os.PathLike, history: list[dict[str, float]]) -> None:
-    """Write the per-epoch losses as a TSV (``epoch train_loss val_loss lr seconds``)."""
+    """Write the per-epoch losses as a TSV (``epoch train_loss val_loss lr seconds``).
+
+    Under torchrun only rank 0 writes (every process holds the same history); the others return.
+    """
+    if not D.is_main_process():
+        return
     lines = ["\t".join(LOSS_COLUMNS)]
     for row in history:
         lines.append("\t".join(f"{row[c]:.6g}" if c != "epoch" else str(int(row[c]))
@@ -292,7 +424,15 @@ def write_loss_log(path: str | os.PathLike, history: list[dict[str, float]]) -> 
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """``torch.save`` through an atomic temporary, so a kill never leaves half a checkpoint."""
+    """``torch.save`` through an atomic temporary, so a kill never leaves half a checkpoint.
+
+    Under torchrun only rank 0 writes and the other ranks return at once: their models are
+    replicas of rank 0's, and one writer keeps shared output folders free of duplicate work.
+    Code on another rank that reads the file back must first wait for rank 0
+    (:func:`~bids_eeg2fmri.training.distributed.barrier`).
+    """
+    if not D.is_main_process():
+        return
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
