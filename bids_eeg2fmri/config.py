@@ -104,6 +104,10 @@ class GroupConfig:
     fd_threshold: float = 0.0
     resume: bool = False
     finetune: bool = False
+    regions: list[str] = field(default_factory=list)
+    window_trs: int = 50
+    horizon_trs: int = 5
+    weight_decay: float = 0.01
 
 
 @dataclass
@@ -213,11 +217,17 @@ class Config:
         _choice("group.target", gr.target, ("voxels", "regions"))
         _choice("group.atlas", gr.atlas, ("harvard-oxford", "aal"))
         for name, value in (("group.cv_folds", gr.cv_folds), ("group.epochs", gr.epochs),
-                            ("group.batch_size", gr.batch_size)):
+                            ("group.batch_size", gr.batch_size), ("group.window_trs", gr.window_trs),
+                            ("group.horizon_trs", gr.horizon_trs)):
             if value < 1:
                 raise UsageError(f"{name} must be >= 1, got {value}")
         if gr.window <= 0 or gr.fd_threshold < 0:
             raise UsageError("group.window must be > 0 s and group.fd_threshold >= 0 mm")
+        if gr.horizon_trs > gr.window_trs:
+            raise UsageError(f"group.horizon_trs ({gr.horizon_trs}) must not exceed "
+                             f"group.window_trs ({gr.window_trs})")
+        if gr.weight_decay < 0:
+            raise UsageError(f"group.weight_decay must be >= 0, got {gr.weight_decay}")
         ex.participant_label = normalise_labels(ex.participant_label, "sub")
         ex.session_label = normalise_labels(ex.session_label, "ses")
         ex.task_label = normalise_labels(ex.task_label, "task")

@@ -39,9 +39,10 @@ _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
 # Files that BIDS has no rule for; listed in the output's .bidsignore so the validator passes.
 # The validator's derivative rules do not cover everything fMRIPrep-style outputs hold yet
-# (boldref, confound and band-power time series are reported as NOT_INCLUDED).
-BIDSIGNORE = ("*_spectrogram.h5", "*_spectrogram.json", "*_eeg.fif", "*.html", "figures/",
-              "models/", "group/", "logs/", "sub-*/figures/", "*_xfm.*", "*_boldref.nii.gz",
+# (boldref, confound and band-power time series are reported as NOT_INCLUDED). Folder patterns
+# carry no trailing slash: bids-validator-deno 3 does not match "figures/" against a folder.
+BIDSIGNORE = ("*_spectrogram.h5", "*_spectrogram.json", "*_eeg.fif", "*_desc-preproc_eeg.json",
+              "*.html", "**/figures", "models", "group", "logs", "*_xfm.*", "*_boldref.nii.gz",
               "*_boldref.json", "*_timeseries.tsv", "*_timeseries.json")
 
 

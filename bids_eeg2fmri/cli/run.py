@@ -152,3 +152,7 @@ def _clean_interrupted(folder: Path) -> None:
 def save_config(config: Config) -> Path:
     """Write the resolved configuration to ``<output_dir>/logs/config.toml``."""
     return atomic_write_text(Path(config.execution.output_dir) / "logs" / "config.toml", config.to_toml())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

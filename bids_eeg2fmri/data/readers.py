@@ -30,9 +30,21 @@ from ..errors import DataError
 from .windows import DataSpec, RunArrays
 
 
-def read_spectrogram(path: str | os.PathLike, n_volumes: int) -> tuple[np.ndarray, np.ndarray,
-                                                                        list[str], np.ndarray]:
+def read_spectrogram(path: str | os.PathLike, n_volumes: int, volume_offset: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     """Spectrogram rows placed at their BOLD volumes.
+
+    Parameters
+    ----------
+    path
+        The ``desc-stft_spectrogram.h5`` file.
+    n_volumes
+        Volumes of the BOLD series the rows are placed into.
+    volume_offset
+        Original BOLD volumes missing from the start of that series: ``volume_indices`` count
+        volumes of the original run (dummy scans included) while ``desc-preproc``/``desc-model``
+        have the ``NumberOfVolumesDiscardedByUser`` leading volumes removed. Rows of the removed
+        volumes are dropped.
 
     Returns
     -------
@@ -55,6 +67,9 @@ def read_spectrogram(path: str | os.PathLike, n_volumes: int) -> tuple[np.ndarra
                     else np.arange(len(data)))
     except (OSError, KeyError) as exc:
         raise DataError(f"cannot read spectrogram: {exc}", path=path) from None
+    if volume_offset:
+        keep = rows >= volume_offset
+        data, rows = data[keep], rows[keep] - volume_offset
     if rows.max(initial=-1) >= n_volumes or len(rows) != len(data):
         raise DataError(f"spectrogram volume indices do not fit the {n_volumes} BOLD volumes",
                         path=path)
@@ -103,7 +118,7 @@ def _bold_memmap(img: nib.Nifti1Image, groups: list[np.ndarray], cache_dir: Path
 def load_run(spectrogram: str | os.PathLike, bold: str | os.PathLike, *, subject: str,
              run: str = "1", mask: str | os.PathLike | None = None,
              atlas_labels: np.ndarray | None = None, confounds: str | os.PathLike | None = None,
-             dummy_scans: int = 0, tr: float | None = None,
+             dummy_scans: int = 0, tr: float | None = None, volume_offset: int = 0,
              cache_dir: str | os.PathLike) -> tuple[RunArrays, DataSpec]:
     """Read one run's derivatives into arrays and describe them.
 
@@ -121,6 +136,9 @@ def load_run(spectrogram: str | os.PathLike, bold: str | os.PathLike, *, subject
         Leading volumes that are not targets.
     tr
         Repetition time; by default the NIfTI header's.
+    volume_offset
+        Leading volumes of the original run that the BOLD file no longer holds (its sidecar's
+        ``NumberOfVolumesDiscardedByUser``), see :func:`read_spectrogram`.
     cache_dir
         Where the per-run BOLD memory maps go.
     """
@@ -129,7 +147,7 @@ def load_run(spectrogram: str | os.PathLike, bold: str | os.PathLike, *, subject
         raise DataError(f"BOLD must be 4-D, got shape {img.shape}", path=bold)
     n = img.shape[3]
     tr = float(tr or img.header.get_zooms()[3])
-    eeg, valid, channels, freqs = read_spectrogram(spectrogram, n)
+    eeg, valid, channels, freqs = read_spectrogram(spectrogram, n, volume_offset)
     grid = img.shape[:3]
     if (mask is None) == (atlas_labels is None):
         raise DataError("give exactly one of a brain mask (voxels) or atlas labels (regions)",

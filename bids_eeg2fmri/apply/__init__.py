@@ -1,0 +1,1 @@
+"""Applying a trained model (``--model-dir``) to participants at the participant level."""

@@ -1,0 +1,295 @@
+"""Apply a trained model folder (``--model-dir``) to the selected participants' derivatives.
+
+The model card (``model.json``) says the direction:
+
+- **EEG→fMRI**: every run with a spectrogram — paired runs and EEG-only runs alike — becomes a
+  synthesized BOLD series on the model's grid in MNI152NLin2009aSym,
+  ``sub-XX/func/<src>_space-MNI152NLin2009aSym_res-<R>_desc-synth_bold.nii.gz`` (+ JSON). A volume
+  is synthesized once the EEG of the model's whole window before it exists, so the series starts
+  ``window − 1`` volumes into the EEG; ``VolumeIndices`` in the sidecar gives each synthesized
+  volume's index in the measured ``desc-preproc``/``desc-model`` series (dummies removed) of a
+  paired run, or in the EEG's volume markers of an EEG-only run; ``SourceVolumeIndices`` counts
+  volumes of the original run. Values are in the model-ready units (z-scored per voxel); region
+  models paint each region's prediction into its voxels.
+- **fMRI→EEG**: every run with BOLD becomes ``sub-XX/eeg/<src>_desc-synth_spectrogram.h5``
+  (:func:`~bids_eeg2fmri.training.fmri2eeg.write_synth_spectrogram`). With ``--finetune`` and
+  the participant's own EEG, the model is first fine-tuned on the first half of each run and
+  scored on the buffered rest (the seed's protocol, :mod:`bids_eeg2fmri.training.finetune`);
+  both scores go to the sidecar.
+
+Channel names, frequencies, frames per TR, TR and grid are checked against the model; a mismatch
+is a one-line :class:`~bids_eeg2fmri.errors.DataError` (exit 65) naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import nibabel as nib
+import numpy as np
+
+from .._version import __version__
+from ..bids.derivatives import atomic_path, build_path, write_sidecar
+from ..bids.layout import ParticipantPlan
+from ..config import Config
+from ..data.readers import read_spectrogram
+from ..data.regions import RegionLabels, region_timeseries
+from ..data.windows import DataSpec, RunArrays, index_samples
+from ..errors import DataError, ExitCode
+from ..fmri.io import write_masked_series
+from ..group import card as C
+from ..group.collect import (SPACE, RunFiles, discarded_volumes, find_runs, model_grid_series,
+                             read_json, repetition_time, sidecar_of)
+from ..training.distributed import is_main_process
+
+log = logging.getLogger("bids_eeg2fmri")
+
+
+def spectrogram_volumes(path: Path) -> int:
+    """Volumes an EEG-only spectrogram covers: the last ``volume_indices`` entry + 1."""
+    try:
+        with h5py.File(path, "r") as fh:
+            idx = np.asarray(fh["volume_indices"][:] if "volume_indices" in fh
+                             else np.arange(fh["spectrogram"].shape[0]), dtype=int)
+    except (OSError, KeyError) as exc:
+        raise DataError(f"cannot read spectrogram: {exc}", path=path) from None
+    if not idx.size:
+        raise DataError("the spectrogram holds no volume", path=path)
+    return int(idx.max()) + 1
+
+
+def _bold_of(run: RunFiles) -> Path | None:
+    return run.preproc_bold or next(iter(run.model_bold.values()), None)
+
+
+def _check(model_spec: DataSpec, given: DataSpec, path: Path) -> None:
+    try:
+        model_spec.check_compatible(given)
+    except DataError as exc:
+        raise DataError(f"does not fit the model: {exc.message}", path=path) from None
+
+
+def _check_grid(card: dict[str, Any], run: RunFiles, res: int, labels: nib.Nifti1Image) -> None:
+    """A participant's model-grid series must lie on the model's grid (shape and affine)."""
+    series = run.model_bold.get(res)
+    if series is None:
+        return
+    img = nib.load(os.fspath(series))
+    if img.shape[:3] != labels.shape[:3] or not np.allclose(img.affine, labels.affine, atol=1e-3):
+        raise DataError(f"grid {img.shape[:3]} differs from the model's "
+                        f"{tuple(card['Data']['Grid']['Shape'])} ({SPACE} {res} mm)", path=series)
+
+
+def _provenance(model_dir: Path, card: dict[str, Any]) -> dict[str, Any]:
+    return {"Name": card["Name"], "Direction": card["Direction"], "Path": os.fspath(model_dir),
+            "ModelSHA256": card.get("Provenance", {}).get("ModelSHA256"),
+            "TrainedOn": card.get("Data", {}).get("Subjects"),
+            "Target": card.get("Data", {}).get("Target"), "Atlas": card.get("Data", {}).get("Atlas"),
+            "Hyperparameters": card.get("Architecture", {}).get("Hyperparameters"),
+            "CrossValidation": {k: v for k, v in card.get("CrossValidation", {}).items()
+                                if k in ("Regime", "BeatsBaselines")},
+            "Software": f"bids_eeg2fmri {__version__}"}
+
+
+# ----------------------------------------------------------------------------- EEG → fMRI
+def synthesize_bold(out_dir: Path, run: RunFiles, fitted: Any, card: dict[str, Any],
+                    labels: nib.Nifti1Image, model_dir: Path, device: str = "auto") -> Path:
+    """Write the synthesized BOLD of one run with a spectrogram (see the module docstring)."""
+    ms = fitted.data_spec
+    res = int(str(card["Data"]["Grid"]["Resolution"]).split()[0])
+    bold = _bold_of(run)
+    if bold is not None:
+        offset, n = discarded_volumes(bold), int(nib.load(os.fspath(bold)).shape[3])
+        tr, tr_source = repetition_time(bold), "BOLD sidecar"
+    else:
+        offset, n = 0, spectrogram_volumes(run.spectrogram)
+        meta = read_json(sidecar_of(run.spectrogram))
+        tr = meta.get("RepetitionTime")
+        if not isinstance(tr, (int, float)) or tr <= 0:
+            raise DataError("EEG-only run without a positive RepetitionTime in the spectrogram "
+                            "sidecar", path=sidecar_of(run.spectrogram))
+        tr, tr_source = float(tr), "EEG volume markers (spectrogram sidecar)"
+    eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, offset)
+    given = DataSpec(channels, freqs, eeg.shape[3], tr, ms.target, ms.n_targets, mask=ms.mask,
+                     affine=ms.affine, region_names=ms.region_names)
+    _check(ms, given, run.spectrogram)
+    _check_grid(card, run, res, labels)
+    arrays = RunArrays(eeg=eeg, bold=np.zeros((n, ms.n_targets), dtype=np.float32),
+                       subject=run.subject, run=run.run_label, eeg_valid=valid)
+    try:
+        samples = index_samples([arrays], fitted.window)
+    except DataError:
+        raise DataError(f"the EEG covers fewer than the model's {fitted.window.span()}-volume "
+                        "window", path=run.spectrogram) from None
+    pred = fitted.predict([arrays], samples=samples, device=device)
+    vols = samples["volume"].to_numpy()
+    lab = np.asarray(labels.dataobj).astype(int)
+    mask = lab > 0
+    if ms.target == "voxels":
+        values = pred.T
+    else:
+        values = pred[:, lab[mask] - 1].T
+    path = build_path(out_dir, run.entities, suffix="bold", extension=".nii.gz", datatype="func",
+                      space=SPACE, res=res, desc="synth")
+    with atomic_path(path) as tmp:
+        write_masked_series(tmp, values.astype(np.float32), mask, labels.affine, tr)
+    meta = {
+        "Description": f"BOLD synthesized from the EEG spectrogram by the EEG→fMRI model "
+                       f"{card['Name']} ({ms.target} targets on the {res} mm model grid)",
+        "RepetitionTime": tr, "RepetitionTimeSource": tr_source,
+        "TaskName": run.entities.get("task", ""),
+        "SpatialReference": SPACE, "SkullStripped": True,
+        "Units": "model-ready BOLD units (detrended, z-scored per voxel over the run)",
+        "VolumeIndices": vols.tolist(),
+        "SourceVolumeIndices": (vols + offset).tolist(),
+        "VolumeIndicesRefer": ("volumes of the desc-preproc/desc-model series (dummy scans "
+                               "removed)" if bold is not None else
+                               "volume markers of the EEG recording (no BOLD)"),
+        "Window": {"Volumes": fitted.window.window, "Lag": fitted.window.lag,
+                   "Seconds": fitted.window.window * tr},
+        "Sources": [f"bids::{path_rel(run.spectrogram, out_dir)}"],
+        "Model": _provenance(model_dir, card)}
+    if ms.target == "regions":
+        meta["Atlas"] = card["Data"].get("Atlas") or "harvard-oxford"
+        meta["Regions"] = ms.region_names
+    write_sidecar(path, meta)
+    return path
+
+
+def path_rel(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form (for BIDS URIs)."""
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+# ----------------------------------------------------------------------------- fMRI → EEG
+def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: Any, card: dict[str, Any],
+                           labels: nib.Nifti1Image, model_dir: Path, cache_dir: Path, *,
+                           finetune: bool = False, config: Config | None = None,
+                           device: str = "auto") -> Path:
+    """Write the synthesized spectrogram of one run with BOLD (see the module docstring)."""
+    from ..training import fmri2eeg as F
+
+    ms = fitted.data_spec
+    res = int(str(card["Data"]["Grid"]["Resolution"]).split()[0])
+    series = model_grid_series(run, res, cache_dir)
+    img = nib.load(os.fspath(series))
+    if img.shape[:3] != labels.shape[:3] or not np.allclose(img.affine, labels.affine, atol=1e-3):
+        raise DataError(f"grid {img.shape[:3]} differs from the model's {labels.shape[:3]} "
+                        f"({SPACE} {res} mm)", path=series)
+    lab = np.asarray(labels.dataobj).astype(np.int32)
+    regions = region_timeseries(np.asarray(img.dataobj, dtype=np.float32),
+                                RegionLabels(lab, list(ms.region_names)))
+    n, tr = regions.shape[0], repetition_time(series)
+    if run.spectrogram is not None:
+        eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, discarded_volumes(series))
+        _check(ms, DataSpec(channels, freqs, eeg.shape[3], tr, "regions", ms.n_targets,
+                            region_names=ms.region_names), run.spectrogram)
+    else:
+        eeg = np.zeros((n, len(ms.channels), len(ms.frequencies), ms.n_frames), dtype=np.float32)
+        valid = np.zeros(n, dtype=bool)
+        _check(ms, dataclasses.replace(ms, tr=tr), series)
+    arrays = RunArrays(eeg=eeg, bold=regions, subject=run.subject, run=run.run_label,
+                       eeg_valid=valid)
+    model, tuning = fitted, None
+    if finetune and run.spectrogram is not None:
+        model, tuning = _finetune(fitted, arrays, config, device)
+    elif finetune:
+        log.warning("%s: --finetune needs the participant's own EEG; applying the base model",
+                    run.key)
+    path = F.write_synth_spectrogram(out_dir, run.entities, model, arrays,
+                                     n_frames=ms.n_frames, device=device)
+    meta = read_json(sidecar_of(path))
+    meta["Model"] = {**meta.get("Model", {}), **_provenance(model_dir, card)}
+    source = run.preproc_bold or series
+    meta["Sources"] = [f"bids::{path_rel(source, out_dir)}" if source.is_relative_to(out_dir)
+                       else os.fspath(source)]
+    if tuning is not None:
+        meta["FineTuning"] = tuning
+    write_sidecar(path, meta)
+    return path
+
+
+def _finetune(base: Any, run: RunArrays, config: Config | None, device: str
+              ) -> tuple[Any, dict[str, Any]]:
+    """Fine-tune on the run's first half, score base and tuned on the buffered rest."""
+    from ..models import registry
+    from ..training import fmri2eeg as F
+    from ..training.finetune import finetune_split
+    from ..training.trainer import TrainConfig
+
+    gr = config.group if config is not None else None
+    epochs = max(5, (gr.epochs if gr else 60) // 3)
+    lr = registry.entry(base.name, F.DIRECTION).lr / 3.0
+    cfg = TrainConfig(epochs=epochs, batch_size=gr.batch_size if gr else 32, lr=lr or None,
+                      patience=0, device=device,
+                      seed=config.execution.random_seed if config is not None else 0,
+                      weight_decay=gr.weight_decay if gr else 1e-2, progress=False)
+    samples = index_samples([run], base.window)
+    ft_rows, te_rows = finetune_split(samples, np.arange(len(samples)), base.window,
+                                      base.data_spec.tr)
+    calibrated = base.calibrated([run], samples, ft_rows)
+    tuned = F.fit([run], base.data_spec, base.name, window=base.window, samples=samples,
+                  rows=ft_rows, val_rows=np.empty(0, dtype=int), train_config=cfg, init=base)
+    scores = {}
+    for stage, model in (("Base", calibrated), ("FineTuned", tuned)):
+        ev = F.evaluate(model, [run], samples=samples, rows=te_rows, device=device)
+        scores[stage] = {k: float(v) for k, v in ev.metrics.items()
+                         if k in ("mse", "r_overall", "r_bins") or k.startswith("r_alpha")}
+    return tuned, {"Protocol": "first half of each run fine-tunes (all weights, a third of the "
+                               "learning rate and epochs); scored on the rest after a buffer of "
+                               "window + HRF reach",
+                   "FineTuneSamples": int(len(ft_rows)), "TestSamples": int(len(te_rows)),
+                   "Epochs": epochs, **scores}
+
+
+# ----------------------------------------------------------------------------- entry point
+def apply_models(config: Config, plans: list[ParticipantPlan]) -> ExitCode:
+    """Apply ``config.execution.model_dir`` to the derivatives of the participants in ``plans``.
+
+    Returns
+    -------
+    ExitCode
+        ``OK``; bad model folders and data that do not fit the model raise
+        :class:`~bids_eeg2fmri.errors.DataError` (exit 65).
+    """
+    ex = config.execution
+    out = Path(ex.output_dir)
+    model_dir = Path(ex.model_dir)
+    card = C.read_card(model_dir)
+    labels = C.read_labels(model_dir)
+    direction = card["Direction"]
+    if direction == "eeg2fmri":
+        from ..training.api import load_model
+
+        fitted = load_model(model_dir / C.MODEL_FILE)
+    else:
+        from ..training.fmri2eeg import load_spectrogram_model
+
+        fitted = load_spectrogram_model(model_dir / C.MODEL_FILE)
+    subjects = [p.subject for p in plans]
+    runs = find_runs(out, participant_label=subjects)
+    written = []
+    cache = Path(ex.work_dir) / "apply"
+    for run in runs:
+        if direction == "eeg2fmri" and run.spectrogram is not None:
+            if config.group.finetune:
+                log.warning("%s: --finetune applies to fMRI→EEG models; EEG→fMRI model %s is "
+                            "applied as trained", run.key, card["Name"])
+            if is_main_process():
+                written.append(synthesize_bold(out, run, fitted, card, labels, model_dir,
+                                               device=ex.device))
+        elif direction == "fmri2eeg" and _bold_of(run) is not None:
+            if is_main_process():
+                written.append(synthesize_spectrogram(
+                    out, run, fitted, card, labels, model_dir, cache, finetune=config.group.finetune,
+                    config=config, device=ex.device))
+        else:
+            log.info("%s: nothing to apply the %s model %s to", run.key, direction, card["Name"])
+    for path in written:
+        log.info("synthesized: %s", path)
+    return ExitCode.OK

@@ -1,0 +1,1 @@
+"""The group level: participant derivatives → paired samples → cross-validated and final models."""

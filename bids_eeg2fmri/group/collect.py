@@ -1,0 +1,395 @@
+"""Participant derivatives → paired arrays for both directions.
+
+The group level reads ``OUTPUT_DIR`` with pybids (``config=["bids", "derivatives"]``) and finds,
+per source run, the spectrogram (``desc-stft_spectrogram.h5``), the preprocessed BOLD
+(``desc-preproc_bold``), the model-ready BOLD on the model grid (``res-<R>_desc-model_bold``, or
+one derived from ``desc-preproc`` into the work dir when the participant level ran without
+``--model-ready``), the brain mask and the confounds.
+
+Both directions work on the model grid (default 4 mm), the grid EEG→fMRI models predict:
+
+- **EEG→fMRI** targets are the model-ready voxels inside the mask common to every run, or the
+  atlas regions (their voxels inside that common mask); inputs are the spectrograms.
+- **fMRI→EEG** inputs are the grey-matter parts of the atlas regions plus one non-GM part
+  (:func:`~bids_eeg2fmri.data.regions.gm_region_labels` within the common mask), averaged from the
+  model-ready series — detrended and z-scored per voxel, so every voxel weighs the same in its
+  region mean; targets are the spectrograms.
+
+The spectrogram's ``volume_indices`` count volumes of the original run; the BOLD derivatives have
+the ``NumberOfVolumesDiscardedByUser`` leading (dummy) volumes removed, so spectrogram row ``i``
+belongs to BOLD volume ``i − discarded`` (:func:`~bids_eeg2fmri.data.readers.read_spectrogram`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from ..bids.derivatives import SOURCE_ENTITIES, atomic_path, parse_entities
+from ..errors import DataError, ExitCode, UsageError, UserError
+from ..fmri.io import write_masked_series
+from ..fmri.model_ready import model_ready
+from ..data.readers import load_run
+from ..data.regions import NON_GM, gm_region_labels
+from ..data.windows import DataSpec, RunArrays
+
+log = logging.getLogger("bids_eeg2fmri")
+
+SPACE = "MNI152NLin2009aSym"
+MIN_REGION_VOXELS = 2
+
+
+@dataclass
+class RunFiles:
+    """The derivatives of one source run (``key`` = its entities, e.g. ``sub-01_task-rest_run-1``)."""
+
+    key: str
+    subject: str
+    entities: dict[str, str]
+    spectrogram: Path | None = None
+    preproc_bold: Path | None = None
+    model_bold: dict[int, Path] = field(default_factory=dict)
+    mask: Path | None = None
+    confounds: Path | None = None
+
+    @property
+    def paired(self) -> bool:
+        """True when the run has both a spectrogram and a BOLD series."""
+        return self.spectrogram is not None and (self.preproc_bold is not None or bool(self.model_bold))
+
+    @property
+    def run_label(self) -> str:
+        """The key without the subject (``task-rest_run-1``): unique within a subject."""
+        return "_".join(f"{k}-{v}" for k, v in self.entities.items() if k != "sub") or "1"
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A sidecar's content; a missing or broken sidecar is a :class:`DataError` naming it."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError("sidecar is missing", path=path) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read sidecar: {exc}", path=path) from None
+
+
+def sidecar_of(path: Path) -> Path:
+    """``x.nii.gz``/``x.h5`` → ``x.json``."""
+    return path.with_name(path.name.split(".")[0] + ".json")
+
+
+def find_runs(out_dir: str | os.PathLike, *, participant_label: Sequence[str] = ()) -> list[RunFiles]:
+    """Index the participant derivatives of ``out_dir`` by source run.
+
+    Parameters
+    ----------
+    out_dir
+        The derivatives dataset written by the participant level.
+    participant_label
+        Restrict to these participants (bare labels); default all.
+
+    Returns
+    -------
+    list of RunFiles
+        Sorted by key; runs with no spectrogram and no BOLD are left out.
+
+    Raises
+    ------
+    UserError
+        Exit 66 when ``out_dir`` holds no participant-level outputs; exit 18 when the selected
+        participants have none.
+    """
+    from bids.layout import BIDSLayout
+
+    out = Path(out_dir)
+    if not (out / "dataset_description.json").is_file():
+        raise UserError("no participant-level outputs here: run the participant level first",
+                        ExitCode.NO_INPUT, out)
+    layout = BIDSLayout(str(out), validate=False, config=["bids", "derivatives"])
+    runs: dict[str, RunFiles] = {}
+    for f in layout.get(extension=[".h5", ".nii.gz", ".tsv"]):
+        path = Path(f.path)
+        ents = parse_entities(path)
+        if "sub" not in ents or path.name.startswith("."):
+            continue
+        src = {k: ents[k] for k in SOURCE_ENTITIES if k in ents}
+        key = "_".join(f"{k}-{v}" for k, v in src.items())
+        desc, suffix, space = ents.get("desc"), ents["suffix"], ents.get("space")
+        run = runs.setdefault(key, RunFiles(key, ents["sub"], src))
+        if suffix == "spectrogram" and desc == "stft":
+            run.spectrogram = path
+        elif suffix == "bold" and space == SPACE and desc == "preproc":
+            run.preproc_bold = path
+        elif suffix == "bold" and space == SPACE and desc == "model" and ents.get("res", "").isdigit():
+            run.model_bold[int(ents["res"])] = path
+        elif suffix == "mask" and space == SPACE and desc == "brain":
+            run.mask = path
+        elif suffix == "timeseries" and desc == "confounds":
+            run.confounds = path
+    if not runs:
+        raise UserError("no participant-level derivatives here: run the participant level first",
+                        ExitCode.NO_INPUT, out)
+    selected = [r for k, r in sorted(runs.items())
+                if not participant_label or r.subject in participant_label]
+    selected = [r for r in selected if r.spectrogram is not None or r.paired]
+    if not selected:
+        raise UserError(f"no derivatives of participant(s) {', '.join(participant_label)}",
+                        ExitCode.NO_DATA_SELECTED, out)
+    return selected
+
+
+# ----------------------------------------------------------------------------- model grid
+def discarded_volumes(bold: Path) -> int:
+    """Leading volumes of the original run missing from a BOLD derivative (its sidecar)."""
+    meta = read_json(sidecar_of(bold))
+    return int(meta.get("NumberOfVolumesDiscardedByUser", 0) or 0)
+
+
+def repetition_time(bold: Path) -> float:
+    """The sidecar's ``RepetitionTime`` (the NIfTI header's when the sidecar lacks it)."""
+    meta = read_json(sidecar_of(bold))
+    tr = meta.get("RepetitionTime") or nib.load(os.fspath(bold)).header.get_zooms()[3]
+    if not tr or float(tr) <= 0:
+        raise DataError("no positive RepetitionTime in the sidecar or header", path=bold)
+    return float(tr)
+
+
+def model_grid_series(run: RunFiles, res: int, cache_dir: Path) -> Path:
+    """The run's model-ready BOLD on the ``res`` mm template grid.
+
+    The participant level's ``desc-model_bold`` when it exists at that resolution; otherwise
+    derived from ``desc-preproc`` (averaged over the mask inside each coarse voxel, then
+    detrended and z-scored per voxel with :func:`~bids_eeg2fmri.fmri.model_ready.model_ready`) and
+    cached in ``cache_dir`` next to a copy of its sidecar.
+    """
+    if res in run.model_bold:
+        return run.model_bold[res]
+    if run.preproc_bold is None:
+        raise DataError(f"{run.key}: no BOLD series", path=run.spectrogram)
+    if run.mask is None:
+        raise DataError(f"{run.key}: desc-preproc_bold has no desc-brain_mask beside it",
+                        path=run.preproc_bold)
+    digest = hashlib.sha1(f"{run.preproc_bold.resolve()}|{run.preproc_bold.stat().st_mtime_ns}|"
+                          f"{res}".encode()).hexdigest()[:12]
+    dest = cache_dir / f"{run.key}_res-{res}_desc-model_bold_{digest}.nii.gz"
+    if dest.exists():
+        return dest
+    from ..resources.templates import template_grid
+
+    log.info("%s: deriving the %d mm model-ready series from desc-preproc", run.key, res)
+    img = nib.load(os.fspath(run.preproc_bold))
+    mask_img = nib.load(os.fspath(run.mask))
+    if img.ndim != 4 or mask_img.shape != img.shape[:3]:
+        raise DataError(f"BOLD {img.shape} and mask {mask_img.shape} do not share a grid",
+                        path=run.preproc_bold)
+    shape, affine = template_grid(res)
+    values, mask = _downsample(np.asarray(img.dataobj, dtype=np.float32),
+                               np.asarray(mask_img.dataobj) > 0, img.affine, shape, affine)
+    tr = repetition_time(run.preproc_bold)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        write_masked_series(tmp, model_ready(values), mask, affine, tr)
+    meta = read_json(sidecar_of(run.preproc_bold))
+    with atomic_path(sidecar_of(dest)) as tmp:
+        tmp.write_text(json.dumps(meta))
+    return dest
+
+
+def _downsample(data: np.ndarray, mask: np.ndarray, src_affine: np.ndarray,
+                shape: tuple[int, int, int], affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masked box average of a fine series at the voxel centres of a coarser grid.
+
+    Returns ``(voxels, t)`` values inside the coarse mask (coarse voxels whose centre falls on
+    brain) and that mask.
+    """
+    from scipy.ndimage import map_coordinates, uniform_filter
+
+    ratio = np.abs(np.diag(affine)[:3]) / np.abs(np.diag(src_affine)[:3])
+    size = [max(1, int(round(r))) for r in ratio]
+    ijk = np.indices(shape, dtype=np.float32).reshape(3, -1)
+    to_src = np.linalg.inv(src_affine) @ affine
+    coords = to_src[:3, :3] @ ijk + to_src[:3, 3:4]
+    m = mask.astype(np.float32)
+    weight = uniform_filter(m, size=size, mode="constant")
+    w_at = map_coordinates(weight, coords, order=0, mode="constant", cval=0.0)
+    centre = map_coordinates(m, coords, order=0, mode="constant", cval=0.0) > 0
+    coarse = (centre & (w_at > 0)).reshape(shape)
+    sel = coords[:, coarse.ravel()]
+    w_sel = w_at[coarse.ravel()]
+    out = np.empty((int(coarse.sum()), data.shape[3]), dtype=np.float32)
+    for t in range(data.shape[3]):
+        # Averaging only brain voxels: zeros outside the mask would darken edge voxels.
+        num = uniform_filter(data[..., t] * m, size=size, mode="constant")
+        out[:, t] = map_coordinates(num, sel, order=0, mode="constant") / w_sel
+    return out, coarse
+
+
+def series_mask(bold: Path) -> np.ndarray:
+    """Voxels of a model-ready series that vary over time (the series is zero outside its mask)."""
+    data = np.asarray(nib.load(os.fspath(bold)).dataobj, dtype=np.float32)
+    return data.std(axis=3) > 0
+
+
+# ----------------------------------------------------------------------------- assembled data
+@dataclass
+class GroupData:
+    """Runs of one direction, their description and what the model card records about them."""
+
+    direction: str
+    runs: list[RunArrays]
+    spec: DataSpec
+    files: list[RunFiles]
+    grid_shape: tuple[int, int, int]
+    affine: np.ndarray
+    labels: np.ndarray | None
+    region_names: list[str] | None
+    resolution: int
+    atlas: str | None
+
+    @property
+    def subjects(self) -> list[str]:
+        return list(dict.fromkeys(r.subject for r in self.runs))
+
+    def describe(self) -> dict[str, Any]:
+        """The ``Data`` block of a model card."""
+        return {
+            "Subjects": self.subjects, "Runs": [f.key for f in self.files],
+            "Channels": list(self.spec.channels), "Frequencies": list(self.spec.frequencies),
+            "FramesPerTR": int(self.spec.n_frames), "RepetitionTime": float(self.spec.tr),
+            "Target" if self.direction == "eeg2fmri" else "Input":
+                self.spec.target if self.direction == "eeg2fmri" else "regions",
+            "Atlas": self.atlas, "Regions": self.region_names,
+            "Grid": {"Space": SPACE, "Resolution": f"{self.resolution} mm",
+                     "Shape": list(self.grid_shape), "Affine": np.asarray(self.affine).tolist(),
+                     "Voxels": int(self.spec.mask.sum()) if self.spec.mask is not None else None}}
+
+
+def paired_runs(runs: Sequence[RunFiles]) -> list[RunFiles]:
+    """The runs with both EEG and BOLD derivatives."""
+    return [r for r in runs if r.paired]
+
+
+def _common_mask(series: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
+    masks, affine, shape = [], None, None
+    for path in series:
+        img = nib.load(os.fspath(path))
+        if shape is None:
+            shape, affine = img.shape[:3], img.affine
+        elif img.shape[:3] != shape or not np.allclose(img.affine, affine, atol=1e-3):
+            raise DataError(f"grid {img.shape[:3]} differs from the other runs' {shape} on the "
+                            "model grid", path=path)
+        masks.append(series_mask(path))
+    common = np.logical_and.reduce(masks)
+    if not common.any():
+        raise DataError("the runs' brain masks share no voxel on the model grid", path=series[0])
+    return common, np.asarray(affine)
+
+
+def _region_subset(labels: np.ndarray, names: list[str], keep: Sequence[str],
+                   always: Sequence[str] = ()) -> tuple[np.ndarray, list[str]]:
+    """Relabel to the regions named in ``keep`` (plus ``always``), numbered 1… in ``names`` order."""
+    unknown = [k for k in keep if k not in names]
+    if unknown:
+        raise UsageError(f"unknown region(s) {', '.join(unknown)}; the atlas on this grid has "
+                         f"e.g. {', '.join(names[:5])}")
+    wanted = [n for n in names if n in keep or n in always]
+    out = np.zeros_like(labels)
+    for new, name in enumerate(wanted, start=1):
+        out[labels == names.index(name) + 1] = new
+    return out, wanted
+
+
+def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: str = "regions",
+            atlas: str = "harvard-oxford", regions: Sequence[str] = (), cache_dir: Path,
+            ) -> GroupData:
+    """Paired runs as :class:`RunArrays` for ``direction`` (see the module docstring).
+
+    Parameters
+    ----------
+    files
+        Runs found by :func:`find_runs`; those without both modalities are skipped.
+    direction
+        ``eeg2fmri`` or ``fmri2eeg``.
+    res
+        Model grid in mm.
+    target
+        EEG→fMRI targets: ``voxels`` or ``regions``.
+    atlas
+        ``harvard-oxford`` or ``aal``.
+    regions
+        Restrict regions (both directions) to these atlas names; fMRI→EEG keeps the non-GM part.
+    cache_dir
+        Work folder for derived series and BOLD memory maps.
+
+    Raises
+    ------
+    DataError
+        For inconsistent files (grids, channels, frequencies, TR), naming the file.
+    UserError
+        Exit 18 when no run is paired.
+    """
+    from ..resources.atlases import load_atlas
+
+    paired = paired_runs(files)
+    if not paired:
+        raise UserError("no run has both EEG and BOLD derivatives: nothing to train on",
+                        ExitCode.NO_DATA_SELECTED)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    series = [model_grid_series(r, res, cache_dir / "model_bold") for r in paired]
+    common, affine = _common_mask(series)
+    grid = nib.Nifti1Image(common.astype(np.uint8), affine)
+    labels, names, mask_path = None, None, None
+    if direction == "fmri2eeg":
+        lab = gm_region_labels(grid, atlas=atlas, brain_mask=common, min_voxels=MIN_REGION_VOXELS)
+        labels, names = lab.labels, lab.names
+        if regions:
+            labels, names = _region_subset(labels, names, regions, always=[NON_GM])
+    elif target == "regions":
+        at = load_atlas(atlas, target=grid)
+        raw = np.asarray(at.image.dataobj).astype(int) * common
+        names = []
+        labels = np.zeros(common.shape, dtype=np.int32)
+        for value in sorted(at.labels):
+            sel = raw == value
+            if sel.sum() >= MIN_REGION_VOXELS:
+                names.append(at.labels[value])
+                labels[sel] = len(names)
+        if regions:
+            labels, names = _region_subset(labels, names, regions)
+        if len(names) < 2:
+            raise DataError(f"fewer than 2 {atlas} regions lie inside the runs' common brain mask",
+                            path=series[0])
+    else:
+        mask_path = cache_dir / f"common_mask_{hashlib.sha1(common.tobytes()).hexdigest()[:12]}.nii.gz"
+        if not mask_path.exists():
+            with atomic_path(mask_path) as tmp:
+                nib.save(nib.Nifti1Image(common.astype(np.uint8), affine), tmp)
+    runs, spec0 = [], None
+    for f, bold in zip(paired, series):
+        offset = discarded_volumes(bold)
+        run, spec = load_run(f.spectrogram, bold, subject=f.subject, run=f.run_label,
+                             mask=mask_path, atlas_labels=labels, confounds=f.confounds,
+                             tr=repetition_time(bold), volume_offset=offset,
+                             cache_dir=cache_dir / "arrays")
+        if names is not None:
+            spec.region_names = list(names)
+        if spec0 is None:
+            spec0 = spec
+        else:
+            try:
+                spec0.check_compatible(spec)
+            except DataError as exc:
+                raise DataError(f"differs from the other runs: {exc.message}",
+                                path=f.spectrogram) from None
+        runs.append(run)
+    return GroupData(direction, runs, spec0, list(paired), tuple(common.shape), affine, labels,
+                     names, res, atlas if (direction == "fmri2eeg" or target == "regions") else None)
