@@ -35,6 +35,13 @@ def _data_files(out: Path) -> dict[str, str]:
     return files
 
 
+def _app(bids: Path, out: Path, work: Path) -> None:
+    """Run the participant level in a new process and require success."""
+    proc = subprocess.run([*APP, str(bids), str(out), "participant", "-w", str(work), *FAST],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 @pytest.fixture(scope="module")
 def bids(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("plevel") / "bids"
@@ -47,8 +54,8 @@ def reference(bids, tmp_path_factory) -> tuple[Path, Path, str, str]:
     """One uninterrupted run; returns output, work dir and the input hash before and after."""
     base = tmp_path_factory.mktemp("ref")
     before = tree_hash(bids)
-    code = app_main([str(bids), str(base / "out"), "participant", "-w", str(base / "work"), *FAST])
-    assert code == 0
+    # A fresh process, like the resumed run below: ITK reads its thread cap when it first loads.
+    _app(bids, base / "out", base / "work")
     return base / "out", base / "work", before, tree_hash(bids)
 
 
@@ -82,11 +89,15 @@ def test_input_is_byte_identical(reference):
 
 def test_second_run_is_a_no_op(reference, bids):
     out, work, _, _ = reference
-    stamps = {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.glob("sub-*/*/*")}
-    code = app_main([str(bids), str(out), "participant", "-w", str(work), *FAST])
-    assert code == 0
-    # Cached nodes do not run again, so no derivative is rewritten.
-    assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.glob("sub-*/*/*")} == stamps
+    def stamps():
+        return {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.glob("sub-*/*/*")
+                if p.parent.name in ("func", "eeg")}
+
+    before = stamps()
+    assert before
+    _app(bids, out, work)
+    # Cached nodes do not run again, so no derivative is rewritten (the reports are redrawn).
+    assert stamps() == before
 
 
 def test_kill_9_then_resume_gives_the_uninterrupted_outputs(reference, bids, tmp_path):
@@ -110,8 +121,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_outputs(reference, bids, tmp
             np.asarray(nib.load(path).dataobj)
     partial = _data_files(out)
     assert partial != _data_files(ref_out)
-    code = subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode
-    assert code == 0
+    _app(bids, out, work)
     assert not list(out.rglob(".tmp-*"))
     assert _data_files(out) == _data_files(ref_out)
 

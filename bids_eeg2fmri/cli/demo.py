@@ -8,7 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from ..bids.validate import run_validator
+from ..group.run import print_summary
 from ..errors import ExitCode
 from . import run as app
 from . import simulate
@@ -46,10 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).touch()
     start = time.perf_counter()
-    total = 4
+    total = 6
+    common = ["-w", str(work), "--random-seed", str(args.seed)]
 
-    t = _step(1, total, f"simulating a small EEG-fMRI dataset in {bids_dir}")
-    code = simulate.main([str(bids_dir), "--seed", str(args.seed)])
+    t = _step(1, total, f"simulating EEG-fMRI with gradient and BCG artifacts in {bids_dir}")
+    code = simulate.main([str(bids_dir), "--seed", str(args.seed), "--subjects", "3",
+                          "--eeg-only-subjects", "1", "--gradient-artifact", "--bcg", "--quiet"])
     if code:
         return code
     print(f"      done in {time.perf_counter() - t:.1f} s")
@@ -62,23 +67,61 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bids-eeg2fmri-demo: error: {result.summary()}", file=sys.stderr)
         return int(ExitCode.VALIDATION)
 
-    t = _step(3, total, "participant level: index, pair BOLD with EEG, plan")
-    code = app.main([str(bids_dir), str(deriv), "participant", "-w", str(work),
-                     "--skip-bids-validation"])
+    t = _step(3, total, "participant level: fMRI and EEG preprocessing of every run")
+    code = app.main([str(bids_dir), str(deriv), "participant", "--skip-bids-validation",
+                     "--model-ready", *common])
     if code:
         return code
     print(f"      done in {time.perf_counter() - t:.1f} s")
 
-    t = _step(4, total, "group level")
-    code = app.main([str(bids_dir), str(deriv), "group", "-w", str(work)])
+    t = _step(4, total, "group level: leave-one-subject-out CV, ridge + one deep model per direction")
+    code = app.main([str(bids_dir), str(deriv), "group", "--cv", "loso", "--epochs", "30", *common])
     if code:
         return code
+    print(f"      done in {time.perf_counter() - t:.1f} s")
 
+    table = _cv_table(deriv)
+    best = _best_eeg2fmri(table)
+    eeg_only = _eeg_only_participants(bids_dir)
+    t = _step(5, total, f"applying the EEG→fMRI model '{best}' to the EEG-only participant(s) "
+                        f"{', '.join('sub-' + s for s in eeg_only)}")
+    code = app.main([str(bids_dir), str(deriv), "participant", "--skip-bids-validation",
+                     "--participant-label", *eeg_only,
+                     "--model-dir", str(deriv / "models" / "eeg2fmri" / best), *common])
+    if code:
+        return code
+    print(f"      done in {time.perf_counter() - t:.1f} s")
+
+    _step(6, total, "summary")
+    print("\nCross-validated scores (mean over held-out participants), baselines and noise ceiling:")
+    print(print_summary(table))
+    synth = sorted(deriv.glob("sub-*/func/*_desc-synth_bold.nii.gz"))
     print(f"\nDemo finished in {time.perf_counter() - start:.1f} s.\n"
           f"  simulated dataset:  {bids_dir}\n"
           f"  ground truth:       {bids_dir / 'derivatives' / 'simulation'}\n"
-          f"  derivatives:        {deriv}")
+          f"  derivatives:        {deriv}\n"
+          f"  reports:            {', '.join(str(p) for p in sorted(deriv.glob('*.html')))}\n"
+          f"  models:             {deriv / 'models'}\n"
+          f"  synthesized BOLD:   {', '.join(str(p) for p in synth) or 'none'}")
     return 0
+
+
+def _cv_table(deriv: Path) -> pd.DataFrame:
+    """All per-fold metrics the group level wrote."""
+    files = sorted((deriv / "group").glob("*_desc-cv_metrics.tsv"))
+    return pd.concat([pd.read_csv(f, sep="\t", na_values="n/a") for f in files], ignore_index=True)
+
+
+def _best_eeg2fmri(table: pd.DataFrame) -> str:
+    """The EEG→fMRI model with the highest mean held-out r."""
+    sub = table[table["direction"] == "eeg2fmri"]
+    return str(sub.groupby("model")["r"].mean().idxmax())
+
+
+def _eeg_only_participants(bids_dir: Path) -> list[str]:
+    """Participants with EEG recordings and no BOLD."""
+    return sorted(p.name[4:] for p in bids_dir.glob("sub-*")
+                  if any(p.rglob("*_eeg.vhdr")) and not any(p.rglob("*_bold.nii.gz")))
 
 
 if __name__ == "__main__":

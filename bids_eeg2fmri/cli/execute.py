@@ -65,6 +65,9 @@ def execute(wf, *, work_dir: Path, crash_dir: Path, nprocs: int = 0, mem_gb: flo
         "remove_unnecessary_outputs": False,
     })
     wf.config["monitoring"] = {"enabled": False}
+    # nipype resets its loggers from this section when it starts: keep per-node chatter for --debug.
+    level = "DEBUG" if log.isEnabledFor(logging.DEBUG) else "WARNING"
+    wf.config["logging"] = {"workflow_level": level, "interface_level": level, "utils_level": level}
     n_procs = nprocs or os.cpu_count() or 1
     started = time.time()
     try:

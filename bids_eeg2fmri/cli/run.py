@@ -30,9 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    # nipype logs through its own handlers; propagating to ours would print every line twice.
+    for name in ("nipype", "nipype.workflow", "nipype.interface", "nipype.utils"):
+        logging.getLogger(name).propagate = False
     if not debug:
-        # pybids' schema loader announces its default schema at INFO on every start.
+        # pybids' schema loader announces its default schema at INFO on every start, and nipype
+        # prints several lines per node; node failures are still reported (ERROR).
         logging.getLogger("bidsschematools").setLevel(logging.WARNING)
+        logging.getLogger("nipype.workflow").setLevel(logging.WARNING)
     try:
         values, config_file = parse_args(argv)
         config = Config.from_sources(values, config_file)
