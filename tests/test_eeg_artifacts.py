@@ -182,3 +182,25 @@ def test_flat_and_noisy_channels_interpolated_with_positions_else_marked():
     filtering.average_reference(raw)
     good = raw.get_data(picks="eeg", exclude="bads")
     np.testing.assert_allclose(good.mean(axis=0), 0, atol=1e-18)
+
+
+def test_beats_at_the_window_edge_are_dropped_before_pca_obs():
+    """mne's PCA-OBS crashes on a beat exactly half an RR before the end; we drop such beats."""
+    sfreq, n = 250.0, 5000
+    rr = 225  # samples; mne's half-window is round(225 / 2) = 112
+    idx = np.arange(300, n - 112 + 1, rr)
+    idx[-1] = n - 112  # the off-by-one position
+    centres = idx / sfreq
+    rng = np.random.default_rng(0)
+    info = mne.create_info(["Fz", "Cz", "Pz", "Oz"], sfreq, "eeg")
+
+    def raw():
+        return mne.io.RawArray(1e-5 * rng.standard_normal((4, n)), info, verbose="error")
+
+    with pytest.raises(ValueError, match="broadcast"):
+        mne.preprocessing.apply_pca_obs(raw(), picks=info.ch_names, qrs_times=centres, copy=False,
+                                        verbose=False)
+    kept = artifacts.fittable_centres(centres, sfreq, n)
+    assert len(kept) == len(centres) - 1 and kept[-1] == centres[-2]
+    mne.preprocessing.apply_pca_obs(raw(), picks=info.ch_names, qrs_times=kept, copy=False,
+                                    verbose=False)

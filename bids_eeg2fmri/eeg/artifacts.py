@@ -318,8 +318,7 @@ def correct_bcg(raw: mne.io.BaseRaw, mode: str = "auto", *, n_components: int | 
     with threadpool_limits(1):
         data = raw.get_data(picks=picks)
         delay = pulse_delay(data, raw.info["sfreq"], peaks)
-        centres = peaks + delay
-        centres = centres[centres < raw.times[-1]]
+        centres = fittable_centres(peaks + delay, raw.info["sfreq"], raw.n_times)
         if n_components is None:
             n_components = obs_components(data, raw.info["sfreq"], centres)
         del data
@@ -329,6 +328,35 @@ def correct_bcg(raw: mne.io.BaseRaw, mode: str = "auto", *, n_components: int | 
     log.info("%s: BCG removed by PCA-OBS (%d heartbeats on %s, %.0f bpm, pulse artifact "
              "%.0f ms after the R-peak)", path or "EEG", peaks.size, ch, rate, delay * 1e3)
     return BCGReport("PCA-OBS", ch, int(peaks.size), rate, n_components, delay)
+
+
+def fittable_centres(centres: np.ndarray, sfreq: float, n_times: int) -> np.ndarray:
+    """Drop beat centres closer than half the median RR (plus a sample) to either end.
+
+    mne 1.13's PCA-OBS cuts a window of half the median RR on each side of every centre and
+    checks the end with an off-by-one, so a centre exactly that far from the end crashes it; an
+    edge beat cannot be fitted whole anyway.
+
+    Parameters
+    ----------
+    centres
+        Beat centres in seconds.
+    sfreq
+        Sampling frequency in Hz.
+    n_times
+        Samples in the recording.
+
+    Returns
+    -------
+    numpy.ndarray
+        The centres whose whole window lies inside the recording.
+    """
+    centres = np.asarray(centres, dtype=float)
+    if centres.size < 2:
+        return centres
+    half = round(float(np.median(np.diff(np.round(centres * sfreq)))) / 2) + 1
+    idx = np.round(centres * sfreq)
+    return centres[(idx - half >= 0) & (idx + half < n_times)]
 
 
 def pulse_delay(data: np.ndarray, sfreq: float, peaks: np.ndarray) -> float:
