@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     reg = timed(f"registration ({args.registration})", stages.register, hm["boldref"],
                 hm["boldref_mask"], dirs["reg"], method=args.registration)
     res = timed("resample + mask + write", stages.resample, stc, hm["hmc_xfm"], reg["field"],
-                dirs["res"], output_res=args.output_res)
+                dirs["res"], output_res=args.output_res, n_procs=args.procs)
     timed("confounds", stages.confounds, hm["motion_params"], res["dvars"], dirs["res"])
     total = sum(times.values())
     floor = io_floor(bold, dirs["res"], Path(hm["boldref"]), dirs["floor"])

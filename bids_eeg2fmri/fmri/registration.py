@@ -36,6 +36,8 @@ from .antsutil import pointer, run_registration, scratch_dir, to_ants
 LOG = logging.getLogger(__name__)
 METHODS = ("syn", "syn-quick", "affine")
 CC_RADIUS = 2
+# Binary opening (iterations) of the EPI brain mask: removes thin bright non-brain structures.
+_OPENING = 2
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,17 @@ def epi_brain_mask(boldref: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """
     from nilearn.masking import compute_epi_mask
 
-    img = nib.Nifti1Image(np.asarray(boldref, dtype=np.float32), affine)
-    mask = np.asarray(compute_epi_mask(img, opening=2).dataobj) > 0
+    # The opening erodes from the array border too: on a slab that cuts through the brain the
+    # first and last slices (8 mm at 4 mm slices) were dropped, and registration then squeezed the
+    # template's brain into the shortened EPI brain (3–6 mm error at the slab's ends). Padding by
+    # edge replication lets tissue continue past the field of view while the mask is computed.
+    pad = 2 * _OPENING
+    padded = np.pad(np.asarray(boldref, dtype=np.float32), pad, mode="edge")
+    shift = np.eye(4)
+    shift[:3, 3] = -pad
+    img = nib.Nifti1Image(padded, np.asarray(affine, dtype=float) @ shift)
+    mask = np.asarray(compute_epi_mask(img, opening=_OPENING).dataobj) > 0
+    mask = mask[pad:-pad, pad:-pad, pad:-pad]
     if not mask.any():
         mask = boldref > np.percentile(boldref, 50)
     mask = ndimage.binary_fill_holes(mask)
@@ -124,6 +135,34 @@ def _register(fixed, moving, stages, prefix: str, *, fixed_mask=None, moving_mas
         fwd.append(prefix + "1Warp.nii.gz")
     fwd.append(prefix + "0GenericAffine.mat")
     return fwd
+
+
+def _register_slab(fixed, moving, stages, prefix: str, *, fixed_mask, seed: int) -> list[str]:
+    """Template → EPI registration for an EPI that may cover only a slab of the brain.
+
+    The linear stages run on the whole template brain mask. The SyN stage then runs from their
+    result with the template mask restricted to what the linear transform maps inside the EPI's
+    field of view: the template brain above or below the slab has no counterpart in the EPI,
+    and left in the metric it pulled the template's edge into the slab (measured on the
+    simulator, temporal pole at the bottom of a 120 mm slab: median point error 3.7 mm without
+    the restriction, 2.6 mm with it; 1.1–1.5 mm elsewhere either way). On a whole-brain EPI the
+    restricted mask is the full one.
+    """
+    import ants
+
+    linear = tuple(s for s in stages if not s.transform.startswith("SyN"))
+    nonlinear = tuple(s for s in stages if s.transform.startswith("SyN"))
+    fwd = _register(fixed, moving, linear, prefix + "lin_", fixed_mask=fixed_mask, seed=seed)
+    if not nonlinear:
+        return fwd
+    fov = moving.new_image_like(np.ones(moving.shape, dtype=np.float32))
+    # Linear interpolation of a field of ones is 1 only where every neighbour lies in the grid.
+    inside = ants.apply_transforms(fixed, fov, fwd, interpolator="linear").numpy() >= 0.999
+    restricted = fixed_mask.numpy() > 0
+    restricted &= inside
+    slab_mask = fixed_mask.new_image_like(restricted.astype(np.float32))
+    return _register(fixed, moving, nonlinear, prefix + "syn_", fixed_mask=slab_mask,
+                     initial=fwd[-1], seed=seed)
 
 
 def _template_images(res: int):
@@ -179,8 +218,8 @@ def register_to_template(boldref: np.ndarray, affine: np.ndarray, out_field: str
     stages = STAGES[method]
     with scratch_dir(scratch) as tmp:
         if t1w is None:
-            fwd = _register(fixed, ref_brain, stages, os.fspath(tmp / "b2m_"),
-                            fixed_mask=fixed_mask, seed=seed)
+            fwd = _register_slab(fixed, ref_brain, stages, os.fspath(tmp / "b2m_"),
+                                 fixed_mask=fixed_mask, seed=seed)
         else:
             t1 = to_ants(np.asarray(t1w.dataobj, dtype=np.float32), t1w.affine)
             # boldref → T1w: fixed = T1w, moving = boldref; maps T1w points to boldref points.

@@ -158,8 +158,10 @@ def register(boldref_file: str | os.PathLike, mask_file: str | os.PathLike,
 def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
              field_file: str | os.PathLike, out_dir: str | os.PathLike, *, output_res: int = 2,
              fwhm: float = 0.0, high_pass: float = 0.0, model_res: int | None = None,
-             ) -> dict[str, Any]:
+             n_procs: int = 1) -> dict[str, Any]:
     """One-shot resampling to MNI, masking, optional filters and the model-ready series.
+
+    ``n_procs`` worker processes resample contiguous chunks of volumes.
 
     Returns
     -------
@@ -176,7 +178,7 @@ def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
     shape, affine = template_grid(output_res)
     tmask = masking.template_mask_on_grid(shape, affine)
     values, covered = resampling.resample_series(data, img.affine, hmc, field, field_affine, tmask,
-                                                 affine, return_coverage=True)
+                                                 affine, return_coverage=True, n_procs=n_procs)
     keep = masking.refine_mask(tmask, values.mean(axis=1)) & covered
     mask = resampling.unmask(keep, tmask)
     values = values[keep]
@@ -195,7 +197,7 @@ def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
         mshape, maffine = template_grid(model_res)
         mmask = masking.template_mask_on_grid(mshape, maffine)
         mvals, mcov = resampling.resample_series(data, img.affine, hmc, field, field_affine, mmask,
-                                                 maffine, return_coverage=True)
+                                                 maffine, return_coverage=True, n_procs=n_procs)
         mkeep = masking.refine_mask(mmask, mvals.mean(axis=1)) & mcov
         mvals = masking.high_pass(masking.smooth_masked(mvals[mkeep], resampling.unmask(mkeep, mmask),
                                                         maffine, fwhm), tr, high_pass)

@@ -111,6 +111,7 @@ class _ResampleInput(BaseInterfaceInputSpec):
     fwhm = traits.Float(0.0, usedefault=True)
     high_pass = traits.Float(0.0, usedefault=True)
     model_res = traits.Either(None, traits.Enum(1, 2, 3, 4), default=None, usedefault=True)
+    n_procs = traits.Int(1, usedefault=True, desc="processes resampling volumes in parallel")
 
 
 class _ResampleOutput(TraitedSpec):
@@ -129,7 +130,8 @@ class ResampleToMNI(SimpleInterface):
     def _run_interface(self, runtime):
         i = self.inputs
         out = stages.resample(i.in_file, i.hmc_xfm, i.field, runtime.cwd, output_res=i.output_res,
-                              fwhm=i.fwhm, high_pass=i.high_pass, model_res=i.model_res)
+                              fwhm=i.fwhm, high_pass=i.high_pass, model_res=i.model_res,
+                              n_procs=i.n_procs)
         self._results.update({k: out[k] for k in ("preproc", "mask", "model", "dvars")})
         return runtime
 

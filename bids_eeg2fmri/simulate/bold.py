@@ -62,10 +62,29 @@ def slice_timing(n_slices: int, ta: float, order: str, mb: int = 1) -> np.ndarra
     return np.round(times, 7)
 
 
+def head_rotation(anatomy: SubjectAnatomy) -> np.ndarray:
+    """Rotation of the subject's brain in the scanner: the nearest rotation to MNI → head."""
+    u, _, vt = np.linalg.svd(np.linalg.inv(anatomy.affine)[:3, :3])
+    rot = u @ vt
+    if np.linalg.det(rot) < 0:
+        rot = u @ np.diag([1.0, 1.0, -1.0]) @ vt
+    return rot
+
+
 def epi_affine(grid: tuple[int, int, int], voxel_size: tuple[float, float, float],
-               centre: np.ndarray, tilt: np.ndarray) -> np.ndarray:
-    """Oblique EPI affine: LAS storage order, rotated by ``tilt`` (rad), centred on ``centre``."""
-    lin = rotation_matrix(*tilt) @ np.diag([-voxel_size[0], voxel_size[1], voxel_size[2]])
+               centre: np.ndarray, tilt: np.ndarray, head: np.ndarray | None = None
+               ) -> np.ndarray:
+    """Oblique EPI affine: LAS storage order, centred on ``centre``.
+
+    With ``head`` (3×3, the head's rotation in the scanner frame) the slab is planned on the
+    brain, as an operator prescribes a whole-brain acquisition on the localiser: it follows
+    the head and deviates from the brain's axes by ``tilt`` (rad). Without it the tilt is from
+    the scanner's axes, and with the head rotated the slab can sit ~20° off the brain's axes: a
+    120 mm slab then misses most of an anterior-inferior region (64 % of the left temporal pole
+    for the realistic-size subject of the fMRI tests, 21° off).
+    """
+    rot = rotation_matrix(*tilt) if head is None else head @ rotation_matrix(*tilt)
+    lin = rot @ np.diag([-voxel_size[0], voxel_size[1], voxel_size[2]])
     mid = (np.asarray(grid, dtype=float) - 1.0) / 2.0
     aff = np.eye(4)
     aff[:3, :3] = lin
@@ -211,7 +230,8 @@ def simulate_bold(rng: np.random.Generator, params: SimulationParams, mni: MNIMo
     st = slice_timing(params.n_slices, params.ta, params.slice_order, params.mb)
     tilt = np.deg2rad(rng.uniform(-1.0, 1.0, 3) * params.obliquity_deg * np.array([1.0, 0.3, 0.3]))
     centre = np.linalg.solve(anatomy.affine, np.append(BRAIN_CENTRE_MNI, 1.0))[:3]
-    affine = epi_affine(grid, params.voxel_size, centre, tilt)
+    affine = epi_affine(grid, params.voxel_size, centre, tilt,
+                        head_rotation(anatomy) if params.slab_follows_head else None)
     motion = simulate_motion(rng, n_vol, params.motion_scale)
     matrices = np.stack([motion_matrix(m, centre) for m in motion])
 

@@ -83,6 +83,11 @@ class SimulationParams:
         of the slow drift (fractions of baseline); BOLD change per unit of source.
     motion_scale, obliquity_deg
         Multiplier of the head-motion model (0 = still head); largest EPI tilt in degrees.
+    slab_follows_head
+        Plan the EPI slab on the brain, as an operator does on the localiser: the head's
+        rotation carries the slab and ``obliquity_deg`` is the tilt from the brain's axes. Off:
+        the tilt is from the scanner's axes whatever the head's rotation, so a thin slab can sit
+        ~20° off the brain and miss anterior-inferior cortex.
     max_rotation_deg, max_translation_mm, max_scale, warp_mm
         Ranges of the subject's affine (rotation, translation, scale fraction) and the largest
         displacement of its smooth non-linear warp relative to MNI152.
@@ -125,6 +130,7 @@ class SimulationParams:
     bold_amplitude: float = 0.02
     motion_scale: float = 1.0
     obliquity_deg: float = 12.0
+    slab_follows_head: bool = False
     max_rotation_deg: float = 10.0
     max_translation_mm: float = 10.0
     max_scale: float = 0.08

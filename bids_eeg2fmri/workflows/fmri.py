@@ -80,8 +80,9 @@ def init_fmri_preproc_wf(*, config, metadata: Mapping[str, Any] | None = None,
     hmc = pe.Node(HeadMotion(n_procs=int(n_procs)), name="hmc", n_procs=int(n_procs))
     register = pe.Node(RegisterToMNI(method=fm.registration), name="register")
     resample = pe.Node(ResampleToMNI(output_res=res, fwhm=fm.fwhm, high_pass=fm.high_pass,
-                                     model_res=fm.model_res if fm.model_ready else None),
-                       name="resample")
+                                     model_res=fm.model_res if fm.model_ready else None,
+                                     n_procs=int(n_procs)),
+                       name="resample", n_procs=int(n_procs))
     confounds = pe.Node(Confounds(), name="confounds")
 
     def sidecar(kind: str) -> pe.Node:
