@@ -270,3 +270,16 @@ def test_inconsistent_derivatives_exit_65(group_run, tmp_path):
         collect(find_runs(copy), "eeg2fmri", regions=REGIONS, cache_dir=tmp_path / "cache")
     assert exc.value.code == 65 and h5.name in exc.value.oneline()
     assert "differs from the other runs" in exc.value.oneline()
+
+
+def test_model_card_json_has_no_non_finite_numbers():
+    import math
+
+    from bids_eeg2fmri.group.card import json_safe
+
+    card = {"Training": {"BestValLoss": math.inf, "History": [{"val": float("nan"), "train": 1.0}]},
+            "r": np.float32(0.5)}
+    safe = json_safe(card)
+    assert safe["Training"]["BestValLoss"] is None
+    assert safe["Training"]["History"][0] == {"val": None, "train": 1.0}
+    assert json.loads(json.dumps(safe, allow_nan=False, default=float))["r"] == 0.5

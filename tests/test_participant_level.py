@@ -129,7 +129,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_outputs(reference, bids, tmp
 def test_bad_voxels_exit_65_naming_the_file(bids, tmp_path, capsys):
     broken = tmp_path / "bids"
     simulate_dataset(broken, SimulationParams(**{**SIM, "eeg_only_subjects": 0}))
-    bold = next(broken.rglob("*_bold.nii.gz"))
+    bold = next((broken / "sub-01" / "func").glob("*_bold.nii.gz"))
     img = nib.load(bold)
     data = np.asarray(img.dataobj).astype(np.float32)
     data[0, 0, 0, 5] = np.nan

@@ -119,7 +119,19 @@ def write_model_folder(folder: Path, fitted: Any, labels: np.ndarray, affine: np
     """Write the label image and the card (``model.pt`` must already be in ``folder``)."""
     with atomic_path(folder / LABELS_FILE) as tmp:
         nib.save(nib.Nifti1Image(np.asarray(labels, dtype=np.int16), affine), tmp)
-    return write_json(folder / CARD_FILE, card)
+    return write_json(folder / CARD_FILE, json_safe(card))
+
+
+def json_safe(value: Any) -> Any:
+    """Replace non-finite floats (e.g. the best validation loss of a run without validation data,
+    which stays infinite) by ``None``: JSON has no NaN or infinity."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value
 
 
 def read_card(folder: str | os.PathLike) -> dict[str, Any]:
