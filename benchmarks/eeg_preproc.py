@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     from bids_eeg2fmri.bids.derivatives import atomic_path, build_path, write_json
     from bids_eeg2fmri.eeg import artifacts, filtering, triggers
     from bids_eeg2fmri.eeg.io import read_eeg
-    from bids_eeg2fmri.eeg.pipeline import (EEGOptions, add_volume_annotations,
+    from bids_eeg2fmri.config import EEGConfig
+    from bids_eeg2fmri.eeg.pipeline import (add_volume_annotations,
                                             spectral_features, write_bandpower_tsv,
                                             write_spectrogram_h5)
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     # EEG-only runs have no BOLD sidecar: the TR is the true onset spacing (10800 samples = 2.16 s)
     tr = float(np.median(np.diff(true_onsets))) / truth["EEG"]["SamplingFrequency"]
     n_vol = true_onsets.size
-    opts = EEGOptions()
+    opts = EEGConfig()
     out = Path(tempfile.mkdtemp(prefix="eegbench-out-"))
     times: dict[str, float] = {}
 

@@ -13,13 +13,12 @@ from ..bids.derivatives import parse_entities
 
 
 def _options(d: dict):
+    """The ``[eeg]`` settings a node received as a plain dict, typed again as ``EEGConfig``."""
     from ..config import Config
 
     config = Config()
     config.update({"eeg": d}, source="EEG workflow inputs")
     return config.eeg
-
-    return EEGOptions(**d)
 
 
 class _CleanEEGInput(BaseInterfaceInputSpec):
@@ -32,7 +31,7 @@ class _CleanEEGInput(BaseInterfaceInputSpec):
     n_volumes = traits.Either(None, traits.Int, default=None, usedefault=True)
     discarded_by_scanner = traits.Int(0, usedefault=True)
     line_freq = traits.Either(None, traits.Float, default=None, usedefault=True)
-    options = traits.Dict(traits.Str, traits.Any, mandatory=True, desc="EEGOptions fields")
+    options = traits.Dict(traits.Str, traits.Any, mandatory=True, desc="EEGConfig fields (Config.to_dict()[\"eeg\"])")
 
 
 class _CleanEEGOutput(TraitedSpec):
