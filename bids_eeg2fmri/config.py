@@ -379,7 +379,6 @@ def _coerce(value: Any, hint: Any, name: str, source: str) -> Any:
                 raise TypeError
             return {str(k): _coerce(v, args[1], f"{name}.{k}", source) for k, v in value.items()}
     except (TypeError, ValueError):
-        pass
-    else:
-        raise TypeError(f"unsupported configuration type {hint!r} for {name}")
-    raise UsageError(f"{name} expects {getattr(hint, '__name__', hint)}, got {value!r}", path=source)
+        raise UsageError(f"{name} expects {getattr(hint, '__name__', hint)}, got {value!r}",
+                         path=source) from None
+    raise TypeError(f"unsupported configuration type {hint!r} for {name}")

@@ -117,12 +117,9 @@ def _subset(runs: Sequence[RunArrays], spec: DataSpec, cols: list[int]) -> tuple
 def _score_config(label: str, runs: Sequence[RunArrays], spec: DataSpec, cols: list[int],
                   kwargs: dict[str, Any]) -> pd.DataFrame:
     """Held-out per-subject r of every cell for the model trained on regions ``cols``."""
-    try:
-        import torch
+    import torch
 
-        torch.set_num_threads(1)  # one thread per worker process: workers are the parallelism
-    except ImportError:  # torch is a dependency; a closed-form model alone still runs without it
-        pass
+    torch.set_num_threads(1)  # one thread per worker process: workers are the parallelism
     sub_runs, sub_spec = _subset(runs, spec, cols)
     cv = cross_validate(sub_runs, sub_spec, [kwargs["model"]], regime=kwargs["regime"],
                         k=kwargs["k"], window=kwargs["window"], train_config=kwargs["train_config"],
