@@ -32,7 +32,7 @@ class Failure:
 
 
 def execute(wf, *, work_dir: Path, crash_dir: Path, nprocs: int = 0, mem_gb: float = 0.0,
-            stop_on_first_crash: bool = False) -> ExitCode:
+            stop_on_first_crash: bool = False) -> tuple[ExitCode, list[Failure]]:
     """Run ``wf`` in ``work_dir`` (cached, so a rerun resumes) and summarise failures.
 
     Parameters
@@ -52,8 +52,9 @@ def execute(wf, *, work_dir: Path, crash_dir: Path, nprocs: int = 0, mem_gb: flo
 
     Returns
     -------
-    ExitCode
-        ``OK``; ``DATA`` when every failure was a bad input file; ``FAILURE`` otherwise.
+    code, failures
+        ``OK``; ``DATA`` when every failure was a bad input file; ``FAILURE`` otherwise; and one
+        :class:`Failure` per crashed node.
     """
     crash_dir.mkdir(parents=True, exist_ok=True)
     wf.base_dir = os.fspath(work_dir)
@@ -82,11 +83,10 @@ def execute(wf, *, work_dir: Path, crash_dir: Path, nprocs: int = 0, mem_gb: flo
         failures = read_crash_files(crash_dir, since=started)
         if not failures:
             log.error("the workflow failed: %s", exc)
-            return ExitCode.FAILURE
-        for failure in failures:
-            log.error("failed: %s", failure.oneline())
-        return ExitCode.DATA if all(f.user_error for f in failures) else ExitCode.FAILURE
-    return ExitCode.OK
+            return ExitCode.FAILURE, []
+        code = ExitCode.DATA if all(f.user_error for f in failures) else ExitCode.FAILURE
+        return code, failures
+    return ExitCode.OK, []
 
 
 _ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*Error|\w*Exception)\b:?\s*(.*)$")

@@ -117,8 +117,11 @@ def run_participant(config: Config) -> ExitCode:
     from ..workflows.base import init_participant_wf
 
     wf = init_participant_wf(config=config, plans=plans)
-    code = execute(wf, work_dir=ex.work_dir, crash_dir=ex.output_dir / "logs" / "crash",
-                   nprocs=ex.nprocs, mem_gb=ex.mem_gb, stop_on_first_crash=ex.stop_on_first_crash)
+    code, failures = execute(wf, work_dir=ex.work_dir, crash_dir=ex.output_dir / "logs" / "crash",
+                             nprocs=ex.nprocs, mem_gb=ex.mem_gb,
+                             stop_on_first_crash=ex.stop_on_first_crash)
+    for failure in failures:  # one line per failed run, naming it and the problem
+        print(f"{PROG}: error: {failure.oneline()}", file=sys.stderr)
     if ex.model_dir is not None:
         from ..apply.run import apply_models
 
