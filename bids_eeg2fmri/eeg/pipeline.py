@@ -11,7 +11,7 @@ fits one template per heartbeat and channel, which at 250 Hz costs a twentieth o
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

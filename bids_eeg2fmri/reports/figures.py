@@ -476,18 +476,13 @@ def plot_dummy_scans(bold: PathLike | np.ndarray, n_dummy: int, out_path: PathLi
     -------
     pathlib.Path
     """
-    from ..fmri.dummy import MAD_TO_SD, OUTLIER_Z
+    from ..fmri.dummy import MAD_TO_SD, OUTLIER_Z, global_signal
 
     if isinstance(bold, np.ndarray):
         gs = np.asarray(bold, dtype=np.float64)
     else:
-        img = nib.load(os.fspath(bold))
-        vols = list(iter_volumes(bold))
-        mean = np.mean(vols, axis=0)
-        head = mean > mean.mean()
-        gs = np.array([v[head].mean(dtype=np.float64) for v in vols]) if head.any() else \
-            np.array([v.mean(dtype=np.float64) for v in vols])
-        del img, vols
+        # The detector's own global signal, so the figure shows exactly what it thresholded.
+        gs = global_signal(np.stack(list(iter_volumes(bold)), axis=-1))
     med = np.median(gs)
     mad = np.median(np.abs(gs - med))
     x = np.arange(gs.size) * tr if tr else np.arange(gs.size)

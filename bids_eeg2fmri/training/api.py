@@ -28,10 +28,10 @@ from ..data.datasets import WindowDataset
 from ..data.normalise import EEGNormaliser, TargetNormaliser
 from ..data.splits import blocked_in_time, leave_one_subject_out, validation_blocks
 from ..data.windows import DataSpec, RunArrays, WindowSpec, eeg_volumes, index_samples
-from ..errors import DataError, UsageError, UserError
+from ..errors import UsageError, UserError
 from ..models import registry
 from ..models.base import ModelShape
-from .trainer import (TrainConfig, TrainResult, load_checkpoint, predict, resolve_device,
+from .trainer import (TrainConfig, TrainResult, load_fitted_state, predict, resolve_device,
                       save_checkpoint, seed_everything, train)
 
 MODEL_FILE = "model.pt"
@@ -90,13 +90,7 @@ class FittedModel:
 
 def load_model(path: str | os.PathLike) -> FittedModel:
     """Read a model saved by :meth:`FittedModel.save` (or a training checkpoint of :func:`fit`)."""
-    state = load_checkpoint(path)
-    if "fitted" in state:  # a per-epoch training checkpoint carries the fitted model's metadata
-        meta = state["fitted"]
-        meta = {**meta, "model_state": state["best_state"] or state["model"]}
-        state = meta
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise DataError("not a bids_eeg2fmri model file (unknown format)", path=path)
+    state = load_fitted_state(path, CHECKPOINT_FORMAT, "bids_eeg2fmri model file (unknown format)")
     shape = ModelShape.from_dict(state["shape"])
     model = registry.build(state["name"], shape, state["hparams"])
     model.load_state_dict(state["model_state"])

@@ -42,7 +42,7 @@ from ..errors import DataError, UsageError
 from ..models import registry
 from ..models.base import ModelShape
 from .api import CHECKPOINT_FILE, LOSS_FILE, MODEL_FILE, _inner_folds
-from .trainer import (TrainConfig, TrainResult, load_checkpoint, predict, resolve_device,
+from .trainer import (TrainConfig, TrainResult, load_fitted_state, predict, resolve_device,
                       save_checkpoint, seed_everything, train)
 
 DIRECTION = "fmri2eeg"
@@ -125,11 +125,7 @@ class SpectrogramModel:
 
 def load_spectrogram_model(path: str | os.PathLike) -> SpectrogramModel:
     """Read a model written by :meth:`SpectrogramModel.save` or a training checkpoint of :func:`fit`."""
-    state = load_checkpoint(path)
-    if "fitted" in state:
-        state = {**state["fitted"], "model_state": state["best_state"] or state["model"]}
-    if state.get("format") != FORMAT:
-        raise DataError("not a bids_eeg2fmri fMRI→EEG model file", path=path)
+    state = load_fitted_state(path, FORMAT, "bids_eeg2fmri fMRI→EEG model file")
     shape = ModelShape.from_dict(state["shape"])
     net = registry.build(state["name"], shape, state["hparams"], direction=DIRECTION)
     net.load_state_dict(state["model_state"])

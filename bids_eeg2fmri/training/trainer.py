@@ -447,3 +447,31 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         raise DataError("model checkpoint not found", path=path) from None
     except Exception as exc:  # torch raises a variety of pickling/zip errors for corrupt files
         raise DataError(f"cannot read model checkpoint: {exc}", path=path) from None
+
+
+def load_fitted_state(path: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
+    """The saved state of a fitted model, from a ``model.pt`` or a per-epoch training checkpoint.
+
+    A training checkpoint carries the fitted model's metadata under ``fitted`` and its weights as
+    the best (else last) epoch's state; both file kinds come back in the ``model.pt`` layout.
+
+    Parameters
+    ----------
+    path
+        The file.
+    fmt
+        The ``format`` tag the caller's model class writes.
+    what
+        Words for the error message, e.g. ``"bids_eeg2fmri model file"``.
+
+    Raises
+    ------
+    DataError
+        When the file is unreadable or of another format.
+    """
+    state = load_checkpoint(path)
+    if "fitted" in state:
+        state = {**state["fitted"], "model_state": state["best_state"] or state["model"]}
+    if state.get("format") != fmt:
+        raise DataError(f"not a {what}", path=path)
+    return state
