@@ -108,6 +108,10 @@ class GroupConfig:
     window_trs: int = 50
     horizon_trs: int = 5
     weight_decay: float = 0.01
+    single_region: bool = False
+    single_region_regions: list[str] = field(default_factory=list)
+    single_region_model: str = "ridge"
+    single_region_test: str = "ttest"
 
 
 @dataclass
@@ -228,6 +232,10 @@ class Config:
                              f"group.window_trs ({gr.window_trs})")
         if gr.weight_decay < 0:
             raise UsageError(f"group.weight_decay must be >= 0, got {gr.weight_decay}")
+        _choice("group.single_region_test", gr.single_region_test, ("ttest", "permutation"))
+        if gr.single_region and gr.direction == "eeg2fmri":
+            raise UsageError("group.single_region analyses the fMRI→EEG direction; use "
+                             "--direction fmri2eeg or both")
         ex.participant_label = normalise_labels(ex.participant_label, "sub")
         ex.session_label = normalise_labels(ex.session_label, "ses")
         ex.task_label = normalise_labels(ex.task_label, "task")

@@ -25,7 +25,7 @@ from bids_eeg2fmri.cli.run import main as app
 from bids_eeg2fmri.cli.simulate import main as simulate
 from bids_eeg2fmri.config import Config
 from bids_eeg2fmri.errors import DataError
-from bids_eeg2fmri.group.run import metrics_path
+from bids_eeg2fmri.group.run import metrics_path, single_region_path
 
 from conftest import tree_hash
 
@@ -99,8 +99,10 @@ def test_group_level_writes_metrics_models_and_report(group_run):
             assert card["Software"]["bids_eeg2fmri"] and card["Architecture"]["Parameters"] > 0
             # Date-free: repeating the run with the same seed repeats the card.
             assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", json.dumps(card))
-    ridge = json.loads((out / "models/eeg2fmri/ridge/model.json").read_text())
-    assert 0 < ridge["CrossValidation"]["Metrics"]["noise_ceiling"]["Mean"] <= 1
+    for direction in DIRECTIONS:
+        # simulated data: both directions carry the noise ceiling of the driven targets
+        ridge = json.loads((out / f"models/{direction}/ridge/model.json").read_text())
+        assert 0 < ridge["CrossValidation"]["Metrics"]["noise_ceiling"]["Mean"] <= 1
     html = (out / "group.html").read_text()
     assert "rnn-seq2seq" in html and "mlp" in html and "Learning curves" in html
     assert (out / "group" / "figures" / "desc-scores_group.svg").is_file()
@@ -128,6 +130,7 @@ def test_models_beat_baselines(group_run):
     assert (e2f["r_driven"] <= e2f["noise_ceiling"] + 0.1).all()
     f2e = pd.read_csv(metrics_path(out, "fmri2eeg", "ridge"), sep="\t")
     assert f2e["r_driven"].mean() > 0.25
+    assert (f2e["r_driven"] <= f2e["noise_ceiling"] + 0.1).all()
 
 
 def test_group_level_is_deterministic_and_resumable(group_run, tmp_path):
@@ -140,6 +143,46 @@ def test_group_level_is_deterministic_and_resumable(group_run, tmp_path):
                 "--direction", "fmri2eeg", "--models", "rnn-seq2seq"]) == 0
     again = pd.read_csv(metrics_path(copy, "fmri2eeg", "rnn-seq2seq"), sep="\t")
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_single_region_analysis_through_the_cli(group_run, tmp_path):
+    """``--single-region`` writes the region × band table and puts it into group.html; the
+    occipital pole, which drives the occipital alpha source, gains most in that source's cell."""
+    out, bids = group_run["out"], group_run["bids"]
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    tested = ["Left_Occipital_Pole", "Right_Frontal_Pole", "Right_Occipital_Pole"]
+    assert app([str(bids), str(copy), "group", "-w", str(tmp_path / "w"), *GROUP_ARGS,
+                "--direction", "fmri2eeg", "--models", "ridge", "--single-region",
+                "--single-region-regions", *tested, "--nprocs", "2"]) == 0
+    table = pd.read_csv(single_region_path(copy), sep="\t")
+    assert set(table["region"]) == set(tested)
+    assert {"cell", "mean_improvement", "p", "q", "significant", "rank"} <= set(table.columns)
+    cell = table[table["cell"] == "alpha_occipital_alpha"].set_index("region")
+    print(table.sort_values(["cell", "rank"]).to_string())
+    assert cell["mean_improvement"].idxmax() == "Left_Occipital_Pole"
+    assert cell.loc["Left_Occipital_Pole", "mean_improvement"] > 0
+    html = (copy / "group.html").read_text()
+    assert "the single-region analysis was not run" not in html
+    assert (copy / "group" / "figures" / "desc-regionband_group.svg").is_file()
+    assert "Left_Occipital_Pole" in html
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--single-region-regions", "Nowhere_Gyrus"], "unknown region(s) Nowhere_Gyrus"),
+    (["--direction", "eeg2fmri"], "analyses the fMRI→EEG direction"),
+    (["--single-region-model", "mlp"], "is no fMRI→EEG model"),
+])
+def test_single_region_bad_options_exit_64(group_run, tmp_path, capsys, extra, message):
+    out, bids = group_run["out"], group_run["bids"]
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    before = tree_hash(copy)
+    code = app([str(bids), str(copy), "group", "-w", str(tmp_path / "w"), *GROUP_ARGS,
+                "--single-region", *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 64 and message in err and len(err.splitlines()) == 1, err
+    assert tree_hash(copy) == before  # nothing trained or written
 
 
 def test_too_few_participants_exit_18(group_run, tmp_path, capsys):

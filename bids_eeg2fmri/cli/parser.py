@@ -144,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fMRI→EEG: EEG TRs predicted per sample, centred in the window (default 5)")
     g.add_argument("--weight-decay", dest="weight_decay", type=float, metavar="W",
                    help="AdamW weight decay of the deep models (default 0.01)")
+    g = p.add_argument_group("group level: single-region analysis (fMRI→EEG)")
+    g.add_argument("--single-region", dest="single_region", action="store_true",
+                   help="for each region, compare a model on non-GM + that region with non-GM "
+                        "alone per EEG band cell, tested across subjects with FDR (trains one "
+                        "cross-validation per region; regions run in --nprocs processes)")
+    g.add_argument("--single-region-regions", dest="single_region_regions", nargs="+",
+                   metavar="NAME", help="regions to test (default: every region)")
+    g.add_argument("--single-region-model", dest="single_region_model", metavar="NAME",
+                   help="fMRI→EEG model of the analysis (default ridge)")
+    g.add_argument("--single-region-test", dest="single_region_test",
+                   choices=("ttest", "permutation"),
+                   help="paired t-test or exact sign-flip permutation across subjects")
     return p
 
 

@@ -30,7 +30,8 @@ from ..errors import DataError
 from .windows import DataSpec, RunArrays
 
 
-def read_spectrogram(path: str | os.PathLike, n_volumes: int, volume_offset: int = 0
+def read_spectrogram(path: str | os.PathLike, n_volumes: int, volume_offset: int = 0,
+                     values: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
     """Spectrogram rows placed at their BOLD volumes.
 
@@ -45,6 +46,9 @@ def read_spectrogram(path: str | os.PathLike, n_volumes: int, volume_offset: int
         volumes of the original run (dummy scans included) while ``desc-preproc``/``desc-model``
         have the ``NumberOfVolumesDiscardedByUser`` leading volumes removed. Rows of the removed
         volumes are dropped.
+    values
+        An array of the file's spectrogram shape placed instead of the file's values (e.g. the
+        simulator's noiseless spectrogram of that run).
 
     Returns
     -------
@@ -60,7 +64,10 @@ def read_spectrogram(path: str | os.PathLike, n_volumes: int, volume_offset: int
             if spec.ndim != 4:
                 raise DataError(f"spectrogram must be 4-D (volumes, channels, frequencies, "
                                 f"frames), got {spec.ndim}-D", path=path)
-            data = spec[:].astype(np.float32)
+            if values is not None and tuple(np.shape(values)) != spec.shape:
+                raise DataError(f"replacement values of shape {np.shape(values)} do not fit the "
+                                f"spectrogram's {spec.shape}", path=path)
+            data = (spec[:] if values is None else np.asarray(values)).astype(np.float32)
             channels = [c.decode() if isinstance(c, bytes) else str(c) for c in fh["channels"][:]]
             freqs = np.asarray(fh["frequencies"][:], dtype=float)
             rows = (np.asarray(fh["volume_indices"][:], dtype=int) if "volume_indices" in fh

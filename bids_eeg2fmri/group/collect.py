@@ -26,7 +26,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from ..bids.derivatives import SOURCE_ENTITIES, atomic_path, parse_entities
 from ..errors import DataError, ExitCode, UsageError, UserError
 from ..fmri.io import write_masked_series
 from ..fmri.model_ready import model_ready
-from ..data.readers import load_run
+from ..data.readers import load_run, read_spectrogram
 from ..data.regions import NON_GM, gm_region_labels
 from ..data.windows import DataSpec, RunArrays
 
@@ -310,7 +310,7 @@ def _region_subset(labels: np.ndarray, names: list[str], keep: Sequence[str],
 
 def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: str = "regions",
             atlas: str = "harvard-oxford", regions: Sequence[str] = (), cache_dir: Path,
-            ) -> GroupData:
+            expected_eeg: Callable[[RunFiles], np.ndarray | None] | None = None) -> GroupData:
     """Paired runs as :class:`RunArrays` for ``direction`` (see the module docstring).
 
     Parameters
@@ -329,6 +329,9 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
         Restrict regions (both directions) to these atlas names; fMRI→EEG keeps the non-GM part.
     cache_dir
         Work folder for derived series and BOLD memory maps.
+    expected_eeg
+        Returns a run's noiseless spectrogram (the file's shape; simulated data) or None; kept
+        as ``RunArrays.eeg_truth`` when every run has one, for the fMRI→EEG noise ceiling.
 
     Raises
     ------
@@ -391,5 +394,10 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
                 raise DataError(f"differs from the other runs: {exc.message}",
                                 path=f.spectrogram) from None
         runs.append(run)
+    truths = [expected_eeg(f) for f in paired] if expected_eeg is not None else []
+    if truths and all(t is not None for t in truths):
+        for f, run, bold, t in zip(paired, runs, series, truths):
+            run.eeg_truth = read_spectrogram(f.spectrogram, run.n_volumes,
+                                             discarded_volumes(bold), values=t)[0]
     return GroupData(direction, runs, spec0, list(paired), tuple(common.shape), affine, labels,
                      names, res, atlas if (direction == "fmri2eeg" or target == "regions") else None)

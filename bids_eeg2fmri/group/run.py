@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable
@@ -99,7 +100,8 @@ def check_subjects(data: GroupData, regime: str, k: int) -> None:
 
 
 def simulation_truth(bids_dir: Path | None, files: list[RunFiles]
-                     ) -> tuple[dict[str, dict[str, float]], dict[str, list[str]] | None]:
+                     ) -> tuple[dict[str, dict[str, float]], dict[str, list[str]] | None,
+                                dict[str, dict[str, Any]]]:
     """What the simulator's ground truth tells the scoring (nothing for real data).
 
     Returns
@@ -110,12 +112,14 @@ def simulation_truth(bids_dir: Path | None, files: list[RunFiles]
         The channel group of every simulated source (``<region>_<band>`` → channels), so that
         fMRI→EEG is also scored on the band × group cells the sources modulate; None when the
         runs disagree or there is no truth.
+    truths
+        Per run key, the run's ground truth (:func:`~bids_eeg2fmri.simulate.load_ground_truth`).
     """
     if bids_dir is None or not (Path(bids_dir) / "derivatives" / "simulation").is_dir():
-        return {}, None
+        return {}, None, {}
     from ..simulate import load_ground_truth
 
-    out, groups = {}, []
+    out, groups, truths = {}, [], {}
     for f in files:
         try:
             truth = load_ground_truth(bids_dir, f.subject, f.entities.get("ses"),
@@ -124,13 +128,30 @@ def simulation_truth(bids_dir: Path | None, files: list[RunFiles]
         except (OSError, KeyError, ValueError, UserError) as exc:
             log.warning("%s: no simulator ground truth (%s)", f.key, exc)
             continue
+        truths[f.key] = truth
         groups.append(truth.get("channel_groups"))
         if "noise_ceiling" not in truth:
             continue
         out[f.key] = {n: float(c) for n, c, d in zip(truth["region_names"], truth["noise_ceiling"],
                                                      truth["region_driven"]) if d and np.isfinite(c)}
     same = bool(groups) and all(g == groups[0] for g in groups) and groups[0]
-    return out, ({k: list(v) for k, v in groups[0].items()} if same else None)
+    return out, ({k: list(v) for k, v in groups[0].items()} if same else None), truths
+
+
+def expected_eeg(truths: dict[str, dict[str, Any]]) -> Callable[[RunFiles], np.ndarray | None]:
+    """The noiseless spectrogram of a simulated run (None without truth or when it does not fit:
+    the fMRI→EEG noise ceiling is then left out, the rest of the scoring is unaffected)."""
+    from ..simulate.spectral_truth import expected_spectrogram
+
+    def build(f: RunFiles) -> np.ndarray | None:
+        if f.key not in truths or f.spectrogram is None:
+            return None
+        try:
+            return expected_spectrogram(f.spectrogram, truths[f.key])
+        except UserError as exc:
+            log.warning("%s: no fMRI→EEG noise ceiling (%s)", f.key, exc.oneline())
+            return None
+    return build
 
 
 def _train_config(config: Config) -> TrainConfig:
@@ -247,6 +268,9 @@ def _fmri2eeg(config: Config, data: GroupData, models: list[str], work: Path,
             driven = [c for c in driven if c in ev.metrics]
             if driven:
                 row["r_driven"] = float(np.nanmean([ev.metrics[c] for c in driven]))
+                ceil = [ev.metrics.get(f"ceiling_{c[2:]}", np.nan) for c in driven]
+                if np.isfinite(ceil).any():
+                    row["noise_ceiling"] = float(np.nanmean(ceil))
             row.update({k: v for k, v in ev.metrics.items() if k not in ("mse", "r_overall")})
             rows.append(row)
     res = DirectionResult(pd.DataFrame(rows))
@@ -262,6 +286,49 @@ def _fmri2eeg(config: Config, data: GroupData, models: list[str], work: Path,
                         {**asdict(window), "offset": window.offset,
                          "window_seconds": window.window * data.spec.tr})
     return res, finals
+
+
+# ----------------------------------------------------------------------------- single region
+def single_region_path(out_dir: Path) -> Path:
+    """``OUT/group/direction-fmri2eeg_desc-singleregion_stats.tsv``."""
+    return out_dir / "group" / "direction-fmri2eeg_desc-singleregion_stats.tsv"
+
+
+def check_single_region(config: Config, data: GroupData) -> list[str]:
+    """The regions the single-region analysis tests; exit 64 for unknown names or model."""
+    from ..data.regions import NON_GM
+
+    gr = config.group
+    if gr.single_region_model not in registry.available("fmri2eeg"):
+        raise UsageError(f"--single-region-model {gr.single_region_model!r} is no fMRI→EEG "
+                         f"model; choose from {', '.join(registry.available('fmri2eeg'))}")
+    names = [n for n in (data.region_names or []) if n != NON_GM]
+    unknown = [r for r in gr.single_region_regions if r not in names]
+    if unknown:
+        raise UsageError(f"--single-region-regions: unknown region(s) {', '.join(unknown)}; "
+                         f"the fMRI→EEG input has e.g. {', '.join(names[:5])}")
+    return list(gr.single_region_regions) or names
+
+
+def _single_region(config: Config, data: GroupData, regions: list[str],
+                   groups: dict[str, list[str]] | None) -> pd.DataFrame:
+    from ..analysis.single_region import single_region_analysis
+    from ..data.regions import NON_GM
+
+    gr, ex = config.group, config.execution
+    # Every subject must be held out once to give one paired score per subject.
+    regime = gr.cv if gr.cv in ("loso", "kfold") else "loso"
+    log.info("single-region analysis: %d region(s) × %s, %s CV, %s test, %d worker(s)",
+             len(regions), gr.single_region_model, regime, gr.single_region_test, ex.nprocs)
+    result = single_region_analysis(
+        data.runs, data.spec, non_gm=NON_GM, regions=regions, model=gr.single_region_model,
+        window=SequenceSpec(window=gr.window_trs, horizon=gr.horizon_trs,
+                            fd_threshold=gr.fd_threshold or None),
+        regime=regime, k=min(gr.cv_folds, len(data.subjects)), train_config=_train_config(config),
+        groups={"all": list(data.spec.channels), **(groups or {})}, test=gr.single_region_test,
+        workers=max(1, min(ex.nprocs or os.cpu_count() or 1, len(regions) + 1)),
+        seed=ex.random_seed)
+    return result.table
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -370,7 +437,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     work = Path(ex.work_dir) / "group"
     directions = ["eeg2fmri", "fmri2eeg"] if gr.direction == "both" else [gr.direction]
     models = resolve_models(gr.models, directions)
-    ceilings, groups = simulation_truth(ex.bids_dir, paired_runs(files))
+    ceilings, groups, truths = simulation_truth(ex.bids_dir, paired_runs(files))
     warnings = [f"{f.key}: EEG only — not used for training (apply a model to it with "
                 "--model-dir)" for f in files if not f.paired and f.spectrogram is not None]
     # Every input is checked before anything is trained or written.
@@ -378,11 +445,14 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     for direction in directions:
         datasets[direction] = collect(files, direction, res=config.fmri.model_res,
                                       target=gr.target, atlas=gr.atlas, regions=gr.regions,
-                                      cache_dir=work / "data")
+                                      cache_dir=work / "data",
+                                      expected_eeg=expected_eeg(truths) if direction == "fmri2eeg"
+                                      and truths else None)
         check_subjects(datasets[direction], gr.cv, gr.cv_folds)
+    sr_regions = check_single_region(config, datasets["fmri2eeg"]) if gr.single_region else []
     if save is not None and is_main_process():
         save()
-    tables, curves, fc = [], {}, None
+    tables, curves, fc, single_region = [], {}, None, None
     n_subjects = max(len(d.subjects) for d in datasets.values())
     for direction, data in datasets.items():
         log.info("group level %s: %d participant(s), %d run(s), models %s, --cv %s", direction,
@@ -392,6 +462,11 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
             fc = res.fc
         else:
             res, finals = _fmri2eeg(config, data, models[direction], work / direction, groups)
+            if gr.single_region:
+                single_region = _single_region(config, data, sr_regions, groups)
+                if is_main_process():
+                    atomic_write_text(single_region_path(out), single_region.to_csv(
+                        sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
         if is_main_process():
             _write_outputs(config, direction, data, res, finals, out)
         tables.append(res.table)
@@ -406,8 +481,9 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
                  "r: EEG→fMRI mean temporal Pearson r over targets; fMRI→EEG r over every TR × "
                  "channel × frequency. r_driven (simulated data): mean r over the regions "
                  "(EEG→fMRI) or band × channel-group cells (fMRI→EEG) the simulator's sources "
-                 "drive; noise_ceiling is the EEG→fMRI regions' ceiling."]
-        report = write_group_report(out, table, curves, None, fc, notes=notes, warnings=warnings)
+                 "drive; noise_ceiling: r of those targets' measurement with the noiseless signal."]
+        report = write_group_report(out, table, curves, single_region, fc, notes=notes,
+                                    warnings=warnings)
         _citation(config, out, participant, sorted({m for d in directions for m in models[d]}),
                   n_subjects, bool(ceilings), files)
         print(print_summary(table), flush=True)
