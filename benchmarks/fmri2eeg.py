@@ -108,8 +108,9 @@ def main() -> None:
         doc = path.read_text()
         section = ("## fMRI→EEG models\n\n`python benchmarks/fmri2eeg.py --write` "
                    "(`benchmarks/fmri2eeg.py`).\n\n" + text + "\n")
-        pattern = re.compile(r"## fMRI→EEG models\n.*?(?=\n## |\Z)", re.S)
-        doc = pattern.sub(lambda _: section.rstrip("\n"), doc) if pattern.search(doc) \
+        # The hand-written "Reading:" paragraph after the tables survives a rewrite.
+        pattern = re.compile(r"## fMRI→EEG models\n.*?(?=\nReading:|\n## |\Z)", re.S)
+        doc = pattern.sub(lambda _: section.rstrip("\n") + "\n", doc) if pattern.search(doc) \
             else doc.rstrip("\n") + "\n\n" + section
         path.write_text(doc if doc.endswith("\n") else doc + "\n")
 

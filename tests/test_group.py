@@ -202,6 +202,10 @@ def test_apply_eeg2fmri_to_eeg_only_participant(group_run, applied):
 
     out, bids = group_run["out"], group_run["bids"]
     assert applied["code"] == 0
+    # Applying to the EEG-only participant ran the EEG stage only; the methods text still
+    # describes every stage that produced the dataset.
+    citation = (out / "logs" / "CITATION.md").read_text()
+    assert all(f"## {s}" in citation for s in ("Functional MRI", "EEG", "Models")), citation
     path = out / f"sub-{EEG_ONLY}/func/sub-{EEG_ONLY}_task-rest_run-1_space-MNI152NLin2009aSym_" \
                  "res-4_desc-synth_bold.nii.gz"
     img = load_img(str(path))

@@ -14,7 +14,7 @@ from ..bids.validate import validate_input
 from ..config import Config
 from ..errors import ExitCode, UserError
 from ..reports.html import write_participant_report
-from ..reports.methods import stages_from_config, write_citation
+from ..reports.methods import stages_from_config, update_citation
 from .checks import check_bids_dir, check_output_dir, check_work_dir
 from .execute import execute
 from .parser import PROG, parse_args
@@ -132,7 +132,7 @@ def run_participant(config: Config) -> ExitCode:
         log.info("report: %s", report)
     ran = sorted({m for plan in plans for p in plan.pairs
                   for m, present in (("fmri", p.bold), ("eeg", p.eeg)) if present is not None})
-    write_citation(ex.output_dir, stages_from_config(
+    update_citation(ex.output_dir, stages_from_config(
         config.to_dict(), ran=ran, extra={"fmri": {"dummy_scans": config.fmri.dummy_scans}}))
     if code != ExitCode.OK:
         print(f"{PROG}: error: some runs failed (see above and {ex.output_dir / 'logs' / 'crash'})",

@@ -386,7 +386,7 @@ def _participant_options(out: Path) -> dict[str, dict[str, Any]]:
 
 def _citation(config: Config, out: Path, participant: dict, models: list[str], n_subjects: int,
               simulated: bool, files: list[RunFiles]) -> None:
-    from ..reports.methods import stages_from_config, write_citation
+    from ..reports.methods import stages_from_config, update_citation
 
     d = config.to_dict()
     ran = ["models"]
@@ -395,7 +395,7 @@ def _citation(config: Config, out: Path, participant: dict, models: list[str], n
         d = {**d, **participant}
         ran = (["fmri"] if has_fmri else []) + ["eeg"] + ran
     extra = {"models": {"models": models, "n_subjects": n_subjects, "simulated": simulated}}
-    write_citation(out, stages_from_config(d, ran=ran, extra=extra))
+    update_citation(out, stages_from_config(d, ran=ran, extra=extra))
 
 
 def print_summary(table: pd.DataFrame) -> str:

@@ -8,6 +8,7 @@ into a manuscript's methods section.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -287,6 +288,40 @@ def write_citation(out_dir: str | os.PathLike, stages: Mapping[str, Mapping[str,
         lines += [f"- {REFERENCES[r]}" for r in refs]
         lines.append("")
     return atomic_write_text(Path(out_dir) / "logs" / "CITATION.md", "\n".join(lines))
+
+
+def update_citation(out_dir: str | os.PathLike,
+                    stages: Mapping[str, Mapping[str, Any] | bool]) -> Path:
+    """Merge ``stages`` into those earlier runs on ``OUT`` recorded, then write CITATION.md.
+
+    One participant (a SLURM array task, or applying a model to an EEG-only participant) or the
+    group level alone runs only some stages; the methods text must still describe every stage
+    that produced the dataset, so each run's stages replace their earlier options in
+    ``OUT/logs/citation.json`` and the others stay.
+
+    Parameters
+    ----------
+    out_dir
+        The derivatives dataset.
+    stages
+        As :func:`write_citation`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``OUT/logs/CITATION.md``.
+    """
+    record = Path(out_dir) / "logs" / "citation.json"
+    try:
+        earlier = json.loads(record.read_text())
+    except (OSError, ValueError):
+        earlier = {}
+    if not isinstance(earlier, dict):
+        earlier = {}
+    merged = {k: v for k, v in earlier.items() if k in _PARAGRAPHS and v}
+    merged.update({k: (dict(v) if isinstance(v, Mapping) else v) for k, v in stages.items() if v})
+    atomic_write_text(record, json.dumps(merged, indent=2, sort_keys=True, default=str) + "\n")
+    return write_citation(out_dir, merged)
 
 
 def stages_from_config(config_dict: Mapping[str, Any], *, ran: Sequence[str],
