@@ -108,6 +108,8 @@ class GroupConfig:
     window_trs: int = 50
     horizon_trs: int = 5
     weight_decay: float = 0.01
+    fmri_input: str = "regions"
+    pca_components: int = 20
     single_region: bool = False
     single_region_regions: list[str] = field(default_factory=list)
     single_region_model: str = "ridge"
@@ -233,6 +235,12 @@ class Config:
         if gr.weight_decay < 0:
             raise UsageError(f"group.weight_decay must be >= 0, got {gr.weight_decay}")
         _choice("group.single_region_test", gr.single_region_test, ("ttest", "permutation"))
+        _choice("group.fmri_input", gr.fmri_input, ("regions", "pca"))
+        if gr.pca_components < 1:
+            raise UsageError(f"group.pca_components must be >= 1, got {gr.pca_components}")
+        if gr.single_region and gr.fmri_input == "pca":
+            raise UsageError("group.single_region compares atlas regions; it needs "
+                             "--fmri-input regions")
         if gr.single_region and gr.direction == "eeg2fmri":
             raise UsageError("group.single_region analyses the fMRI→EEG direction; use "
                              "--direction fmri2eeg or both")

@@ -168,10 +168,43 @@ def test_single_region_analysis_through_the_cli(group_run, tmp_path):
     assert "Left_Occipital_Pole" in html
 
 
+def test_fmri_input_pca_trains_and_applies(group_run, tmp_path):
+    """``--fmri-input pca``: voxel components as input, recorded in the card, saved with the
+    model and used again when the model is applied to a participant's BOLD."""
+    import torch
+
+    out, bids = group_run["out"], group_run["bids"]
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    work = tmp_path / "w"
+    assert app([str(bids), str(copy), "group", "-w", str(work), *GROUP_ARGS,
+                "--direction", "fmri2eeg", "--models", "ridge", "--fmri-input", "pca",
+                "--pca-components", "12"]) == 0
+    table = pd.read_csv(metrics_path(copy, "fmri2eeg", "ridge"), sep="\t")
+    print(table[["test_subject", "mse", "baseline_mean_mse", "r", "r_driven",
+                 "noise_ceiling"]].to_string())
+    assert len(table) == 3 and np.isfinite(table["r_driven"]).all()
+    assert table["r_driven"].mean() > 0.1
+    folder = copy / "models" / "fmri2eeg" / "ridge"
+    card = json.loads((folder / "model.json").read_text())
+    assert card["Data"]["Input"] == "pca" and card["Data"]["Atlas"] is None
+    state = torch.load(folder / "model.pt", weights_only=False)
+    assert state["input_pca"]["components"].shape[0] == 12
+    mask = np.asarray(nib.load(folder / "regions_dseg.nii.gz").dataobj)
+    assert state["input_pca"]["components"].shape[1] == int((mask > 0).sum())
+    assert app([str(bids), str(copy), "participant", "--participant-label", "01", "-w",
+                str(work), "--skip-bids-validation", "--model-dir", str(folder)]) == 0
+    synth = copy / "sub-01" / "eeg" / "sub-01_task-rest_run-1_desc-synth_spectrogram.h5"
+    with h5py.File(synth) as fh:
+        assert fh["spectrogram"].shape[1:3] == (32, len(fh["frequencies"]))
+        assert np.isfinite(fh["spectrogram"][()]).all()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--single-region-regions", "Nowhere_Gyrus"], "unknown region(s) Nowhere_Gyrus"),
     (["--direction", "eeg2fmri"], "analyses the fMRI→EEG direction"),
     (["--single-region-model", "mlp"], "is no fMRI→EEG model"),
+    (["--fmri-input", "pca"], "needs --fmri-input regions"),
 ])
 def test_single_region_bad_options_exit_64(group_run, tmp_path, capsys, extra, message):
     out, bids = group_run["out"], group_run["bids"]

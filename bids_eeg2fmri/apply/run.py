@@ -182,8 +182,17 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: Any, card: dict
         raise DataError(f"grid {img.shape[:3]} differs from the model's {labels.shape[:3]} "
                         f"({SPACE} {res} mm)", path=series)
     lab = np.asarray(labels.dataobj).astype(np.int32)
-    regions = region_timeseries(np.asarray(img.dataobj, dtype=np.float32),
-                                RegionLabels(lab, list(ms.region_names)))
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    if fitted.input_pca is not None:
+        # Voxel-component model: its label image is the mask whose voxels (C order) the
+        # components weight.
+        voxels = data[lab > 0].T
+        if voxels.shape[1] != fitted.input_pca.components.shape[1]:
+            raise DataError(f"the model's mask has {voxels.shape[1]} voxels, its components "
+                            f"{fitted.input_pca.components.shape[1]}", path=model_dir)
+        regions = fitted.input_pca.transform(voxels)
+    else:
+        regions = region_timeseries(data, RegionLabels(lab, list(ms.region_names)))
     n, tr = regions.shape[0], repetition_time(series)
     if run.spectrogram is not None:
         eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, discarded_volumes(series))

@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fMRI→EEG: EEG TRs predicted per sample, centred in the window (default 5)")
     g.add_argument("--weight-decay", dest="weight_decay", type=float, metavar="W",
                    help="AdamW weight decay of the deep models (default 0.01)")
+    g.add_argument("--fmri-input", dest="fmri_input", choices=("regions", "pca"),
+                   help="fMRI→EEG input: GM parts of atlas regions + non-GM (default), or "
+                        "principal components of the model-grid voxels fitted on each fold's "
+                        "training data")
+    g.add_argument("--pca-components", dest="pca_components", type=int, metavar="K",
+                   help="components of --fmri-input pca (default 20)")
     g = p.add_argument_group("group level: single-region analysis (fMRI→EEG)")
     g.add_argument("--single-region", dest="single_region", action="store_true",
                    help="for each region, compare a model on non-GM + that region with non-GM "

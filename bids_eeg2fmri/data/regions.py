@@ -12,13 +12,16 @@ fitted on training runs only.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 
 from ..errors import DataError
+from .windows import DataSpec, RunArrays
 
 NON_GM = "non-GM"
 
@@ -146,3 +149,62 @@ class VoxelPCA:
 
     def names(self) -> list[str]:
         return [f"pc{i + 1}" for i in range(0 if self.components is None else len(self.components))]
+
+    def state(self) -> dict[str, Any]:
+        """Plain-type state for model files."""
+        if self.components is None:
+            raise DataError("VoxelPCA is not fitted")
+        return {"n_components": self.n_components,
+                "components": np.asarray(self.components, dtype=np.float32)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "VoxelPCA":
+        pca = cls(int(state["n_components"]))
+        pca.components = np.asarray(state["components"], dtype=np.float64)
+        return pca
+
+
+def fit_voxel_pca(runs: Sequence[RunArrays], volumes: dict[int, np.ndarray],
+                  n_components: int) -> VoxelPCA:
+    """Fit :class:`VoxelPCA` on the given volumes of the given runs only.
+
+    Parameters
+    ----------
+    runs
+        Runs whose ``bold`` holds voxel series ``(n_volumes, n_voxels)``.
+    volumes
+        Run index → the volumes the training samples read (their windows): a held-out subject's
+        run, or the test block of a run, is absent, so its voxels never shape the components.
+    n_components
+        Components to keep (fewer when the training volumes are fewer).
+    """
+    parts = []
+    for i, vols in sorted(volumes.items()):
+        run = runs[i]
+        vols = np.asarray(vols, dtype=int)
+        vols = vols[(vols >= 0) & (vols < run.n_volumes)]
+        vols = vols[run.retained[vols]]
+        if len(vols) > 1:
+            parts.append(np.asarray(run.bold[:])[vols])
+    if not parts:
+        raise DataError("no training volumes to fit the voxel PCA on")
+    return VoxelPCA(n_components).fit(parts)
+
+
+def project_runs(runs: Sequence[RunArrays], pca: VoxelPCA) -> list[RunArrays]:
+    """The runs with their voxel series replaced by component scores (retained volumes only
+    enter each run's z-scoring; the others are scored but never read by a sample)."""
+    out = []
+    for run in runs:
+        vox = np.asarray(run.bold[:], dtype=np.float32)
+        scores = np.zeros((run.n_volumes, len(pca.names())), dtype=np.float32)
+        scores[run.retained] = pca.transform(vox[run.retained])
+        out.append(dataclasses.replace(run, bold=scores, truth=None))
+    return out
+
+
+def pca_spec(spec: DataSpec, pca: VoxelPCA) -> DataSpec:
+    """The description of :func:`project_runs`' output: components as the input 'regions'."""
+    names = pca.names()
+    return DataSpec(spec.channels, spec.frequencies, spec.n_frames, spec.tr, "regions",
+                    len(names), region_names=names)

@@ -254,6 +254,7 @@ class GroupData:
     region_names: list[str] | None
     resolution: int
     atlas: str | None
+    fmri_input: str = "regions"
 
     @property
     def subjects(self) -> list[str]:
@@ -266,7 +267,7 @@ class GroupData:
             "Channels": list(self.spec.channels), "Frequencies": list(self.spec.frequencies),
             "FramesPerTR": int(self.spec.n_frames), "RepetitionTime": float(self.spec.tr),
             "Target" if self.direction == "eeg2fmri" else "Input":
-                self.spec.target if self.direction == "eeg2fmri" else "regions",
+                self.spec.target if self.direction == "eeg2fmri" else self.fmri_input,
             "Atlas": self.atlas, "Regions": self.region_names,
             "Grid": {"Space": SPACE, "Resolution": f"{self.resolution} mm",
                      "Shape": list(self.grid_shape), "Affine": np.asarray(self.affine).tolist(),
@@ -310,7 +311,8 @@ def _region_subset(labels: np.ndarray, names: list[str], keep: Sequence[str],
 
 def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: str = "regions",
             atlas: str = "harvard-oxford", regions: Sequence[str] = (), cache_dir: Path,
-            expected_eeg: Callable[[RunFiles], np.ndarray | None] | None = None) -> GroupData:
+            expected_eeg: Callable[[RunFiles], np.ndarray | None] | None = None,
+            fmri_input: str = "regions") -> GroupData:
     """Paired runs as :class:`RunArrays` for ``direction`` (see the module docstring).
 
     Parameters
@@ -327,6 +329,9 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
         ``harvard-oxford`` or ``aal``.
     regions
         Restrict regions (both directions) to these atlas names; fMRI→EEG keeps the non-GM part.
+    fmri_input
+        fMRI→EEG input: ``regions`` (GM parts of atlas regions + non-GM) or ``pca`` (the voxels
+        of the common mask, for principal components fitted per fold by the caller).
     cache_dir
         Work folder for derived series and BOLD memory maps.
     expected_eeg
@@ -351,12 +356,13 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
     common, affine = _common_mask(series)
     grid = nib.Nifti1Image(common.astype(np.uint8), affine)
     labels, names, mask_path = None, None, None
-    if direction == "fmri2eeg":
+    pca = direction == "fmri2eeg" and fmri_input == "pca"
+    if direction == "fmri2eeg" and not pca:
         lab = gm_region_labels(grid, atlas=atlas, brain_mask=common, min_voxels=MIN_REGION_VOXELS)
         labels, names = lab.labels, lab.names
         if regions:
             labels, names = _region_subset(labels, names, regions, always=[NON_GM])
-    elif target == "regions":
+    elif target == "regions" and not pca:
         at = load_atlas(atlas, target=grid)
         raw = np.asarray(at.image.dataobj).astype(int) * common
         names = []
@@ -399,5 +405,7 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
         for f, run, bold, t in zip(paired, runs, series, truths):
             run.eeg_truth = read_spectrogram(f.spectrogram, run.n_volumes,
                                              discarded_volumes(bold), values=t)[0]
+    uses_atlas = not pca and (direction == "fmri2eeg" or target == "regions")
     return GroupData(direction, runs, spec0, list(paired), tuple(common.shape), affine, labels,
-                     names, res, atlas if (direction == "fmri2eeg" or target == "regions") else None)
+                     names, res, atlas if uses_atlas else None,
+                     fmri_input if direction == "fmri2eeg" else "regions")

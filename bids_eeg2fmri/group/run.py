@@ -33,7 +33,7 @@ import pandas as pd
 from ..bids.derivatives import atomic_write_text
 from ..config import Config
 from ..data.splits import make_folds
-from ..data.windows import SequenceSpec, index_samples
+from ..data.windows import DataSpec, RunArrays, SequenceSpec, index_samples
 from ..errors import ExitCode, UsageError, UserError
 from ..models import registry
 from ..training.distributed import is_main_process
@@ -231,6 +231,19 @@ def _eeg2fmri(config: Config, data: GroupData, models: list[str], work: Path,
 
 
 # ----------------------------------------------------------------------------- fMRI → EEG
+def _fmri_inputs(config: Config, data: GroupData, samples: pd.DataFrame, rows: np.ndarray,
+                 window: SequenceSpec) -> tuple[list[RunArrays], DataSpec, Any]:
+    """The runs as the models read them: atlas regions as collected, or voxel components fitted
+    on the training rows' volumes only (``--fmri-input pca``)."""
+    if data.fmri_input != "pca":
+        return data.runs, data.spec, None
+    from ..data.regions import pca_spec, project_runs
+    from ..training.fmri2eeg import fit_input_pca
+
+    pca = fit_input_pca(data.runs, samples, rows, window, config.group.pca_components)
+    return project_runs(data.runs, pca), pca_spec(data.spec, pca), pca
+
+
 def _fmri2eeg(config: Config, data: GroupData, models: list[str], work: Path,
               groups: dict[str, list[str]] | None) -> tuple[DirectionResult, dict]:
     from ..training import fmri2eeg as F
@@ -242,13 +255,17 @@ def _fmri2eeg(config: Config, data: GroupData, models: list[str], work: Path,
     samples = index_samples(data.runs, window)
     folds = make_folds(samples, gr.cv, spec=window, tr=data.spec.tr, k=gr.cv_folds, seed=seed)
     rows = []
+    inputs = {f.name: _fmri_inputs(config, data, samples, np.concatenate([f.train, f.val]),
+                                   window) for f in folds}
     for name in models:
         for fold in folds:
-            fitted = F.fit(data.runs, data.spec, name, window=window, samples=samples,
+            runs, spec, pca = inputs[fold.name]
+            fitted = F.fit(runs, spec, name, window=window, samples=samples,
                            rows=fold.train, val_rows=fold.val if len(fold.val) else None,
                            train_config=cfg, out_dir=work / "cv" / name / fold.name,
                            resume=gr.resume)
-            ev = F.evaluate(fitted, data.runs, samples=samples, rows=fold.test,
+            fitted.input_pca = pca
+            ev = F.evaluate(fitted, runs, samples=samples, rows=fold.test,
                             groups={"all": list(data.spec.channels), **(groups or {})},
                             device=config.execution.device)
             # Targets are z-scored per subject: the training mean predicts 0; the subject-mean
@@ -279,9 +296,11 @@ def _fmri2eeg(config: Config, data: GroupData, models: list[str], work: Path,
         if curve is not None:
             res.curves[f"{name} (fmri2eeg)"] = curve
     finals = {}
+    runs, spec, pca = _fmri_inputs(config, data, samples, np.arange(len(samples)), window)
     for name in models:
-        fitted = F.fit(data.runs, data.spec, name, window=window, samples=samples,
+        fitted = F.fit(runs, spec, name, window=window, samples=samples,
                        train_config=cfg, out_dir=work / "final" / name, resume=gr.resume)
+        fitted.input_pca = pca
         finals[name] = (fitted, int(len(samples)),
                         {**asdict(window), "offset": window.offset,
                          "window_seconds": window.window * data.spec.tr})
@@ -447,7 +466,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
                                       target=gr.target, atlas=gr.atlas, regions=gr.regions,
                                       cache_dir=work / "data",
                                       expected_eeg=expected_eeg(truths) if direction == "fmri2eeg"
-                                      and truths else None)
+                                      and truths else None, fmri_input=gr.fmri_input)
         check_subjects(datasets[direction], gr.cv, gr.cv_folds)
     sr_regions = check_single_region(config, datasets["fmri2eeg"]) if gr.single_region else []
     if save is not None and is_main_process():

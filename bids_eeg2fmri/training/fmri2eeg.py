@@ -36,6 +36,7 @@ from .._version import __version__
 from ..bids.derivatives import atomic_path, atomic_write_text, build_path, write_sidecar
 from ..data.datasets import SequenceDataset
 from ..data.normalise import EEGNormaliser, RegionNormaliser
+from ..data.regions import VoxelPCA
 from ..data.splits import Fold, make_folds, validation_blocks
 from ..data.windows import DataSpec, RunArrays, SequenceSpec, index_samples
 from ..errors import DataError, UsageError
@@ -64,6 +65,9 @@ class SpectrogramModel:
     eeg_norm: EEGNormaliser
     provenance: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
+    #: Voxel PCA turning model-grid voxel series (in the model's mask) into the model's inputs;
+    #: None for region inputs.
+    input_pca: VoxelPCA | None = None
 
     @property
     def bins(self) -> tuple[int, int]:
@@ -115,6 +119,7 @@ class SpectrogramModel:
                 "data_spec": self.data_spec.to_dict(), "window": asdict(self.window),
                 "bold_norm": self.bold_norm.state_dict(), "eeg_norm": self.eeg_norm.state_dict(),
                 "provenance": self.provenance, "history": self.history,
+                "input_pca": None if self.input_pca is None else self.input_pca.state(),
                 "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -134,7 +139,9 @@ def load_spectrogram_model(path: str | os.PathLike) -> SpectrogramModel:
                             DataSpec.from_dict(state["data_spec"]), SequenceSpec(**state["window"]),
                             RegionNormaliser.from_state(state["bold_norm"]),
                             EEGNormaliser.from_state(state["eeg_norm"]), state["provenance"],
-                            state.get("history", []))
+                            state.get("history", []),
+                            VoxelPCA.from_state(state["input_pca"]) if state.get("input_pca")
+                            else None)
 
 
 def _window_volumes(table: pd.DataFrame, spec: SequenceSpec) -> dict[int, np.ndarray]:
@@ -143,6 +150,16 @@ def _window_volumes(table: pd.DataFrame, spec: SequenceSpec) -> dict[int, np.nda
         start = spec.window_start(g["volume"].to_numpy())
         out[int(i)] = np.unique((start[:, None] + np.arange(spec.window)[None]).ravel())
     return out
+
+
+def fit_input_pca(runs: Sequence[RunArrays], samples: pd.DataFrame, rows: np.ndarray,
+                  window: SequenceSpec, n_components: int) -> VoxelPCA:
+    """Voxel PCA fitted on exactly the volumes the samples ``rows`` read (their BOLD windows),
+    so a held-out subject or test block never shapes the components."""
+    from ..data.regions import fit_voxel_pca
+
+    table = samples.iloc[np.asarray(rows, dtype=int)]
+    return fit_voxel_pca(runs, _window_volumes(table, window), n_components)
 
 
 def _target_volumes(table: pd.DataFrame, spec: SequenceSpec) -> dict[int, np.ndarray]:
