@@ -337,16 +337,16 @@ def _single_region(config: Config, data: GroupData, regions: list[str],
     gr, ex = config.group, config.execution
     # Every subject must be held out once to give one paired score per subject.
     regime = gr.cv if gr.cv in ("loso", "kfold") else "loso"
+    workers = max(1, min(ex.nprocs or os.cpu_count() or 1, len(regions) + 1))
     log.info("single-region analysis: %d region(s) × %s, %s CV, %s test, %d worker(s)",
-             len(regions), gr.single_region_model, regime, gr.single_region_test, ex.nprocs)
+             len(regions), gr.single_region_model, regime, gr.single_region_test, workers)
     result = single_region_analysis(
         data.runs, data.spec, non_gm=NON_GM, regions=regions, model=gr.single_region_model,
         window=SequenceSpec(window=gr.window_trs, horizon=gr.horizon_trs,
                             fd_threshold=gr.fd_threshold or None),
         regime=regime, k=min(gr.cv_folds, len(data.subjects)), train_config=_train_config(config),
         groups={"all": list(data.spec.channels), **(groups or {})}, test=gr.single_region_test,
-        workers=max(1, min(ex.nprocs or os.cpu_count() or 1, len(regions) + 1)),
-        seed=ex.random_seed)
+        workers=workers, seed=ex.random_seed)
     return result.table
 
 

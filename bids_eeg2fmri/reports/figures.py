@@ -940,7 +940,8 @@ def plot_cv_scores(summary: pd.DataFrame, out_path: PathLike) -> Path:
     ----------
     summary
         One row per (direction, model) with columns ``direction``, ``model``, ``r_mean``,
-        ``r_sem``, ``mse_mean``, ``mse_sem`` and optionally ``noise_ceiling_mean``,
+        ``r_sem``, ``mse_mean``, ``mse_sem`` and optionally ``r_driven_mean``/``_sem`` (r over
+        the simulator's driven targets, a second bar), ``noise_ceiling_mean`` (their ceiling),
         ``baseline_mean_mse_mean``, ``baseline_subject_mse_mean`` (as made by
         :func:`bids_eeg2fmri.reports.html.summarise_cv`).
     out_path
@@ -957,14 +958,27 @@ def plot_cv_scores(summary: pd.DataFrame, out_path: PathLike) -> Path:
         sub = summary[summary["direction"] == direction].reset_index(drop=True)
         x = np.arange(len(sub))
         ax = axes[0, j]
-        ax.bar(x, sub["r_mean"], yerr=sub["r_sem"], color="C0", capsize=3)
-        top = np.nanmax(np.concatenate([(sub["r_mean"] + sub["r_sem"].fillna(0)).to_numpy(float),
-                                        [0.0]]))
-        if "noise_ceiling_mean" in sub and sub["noise_ceiling_mean"].notna().any():
-            ax.scatter(x, sub["noise_ceiling_mean"], marker="_", s=600, color="r", zorder=3,
-                       label="noise ceiling")
+        # On simulated data the ceiling belongs to the driven targets: their r gets its own bar,
+        # with the ceiling drawn over it rather than over the all-target r.
+        driven = "r_driven_mean" in sub and bool(sub["r_driven_mean"].notna().any())
+        ceiling = "noise_ceiling_mean" in sub and bool(sub["noise_ceiling_mean"].notna().any())
+        w = 0.4 if driven else 0.8
+        ax.bar(x - w / 2 if driven else x, sub["r_mean"], w, yerr=sub["r_sem"], color="C0",
+               capsize=3, label="all targets" if driven else None)
+        tops = [(sub["r_mean"] + sub["r_sem"].fillna(0)).to_numpy(float), np.zeros(1)]
+        if driven:
+            err = sub["r_driven_sem"] if "r_driven_sem" in sub else None
+            ax.bar(x + w / 2, sub["r_driven_mean"], w, yerr=err, color="C2", capsize=3,
+                   label="driven targets")
+            tops.append((sub["r_driven_mean"] + (0 if err is None else err.fillna(0)))
+                        .to_numpy(float))
+        top = float(np.nanmax(np.concatenate(tops)))
+        if ceiling:
+            ax.scatter(x + w / 2 if driven else x, sub["noise_ceiling_mean"], marker="_",
+                       s=600 * w, color="r", zorder=3, label="noise ceiling")
             top = max(top, float(np.nanmax(sub["noise_ceiling_mean"])))
-            ax.legend(fontsize=8, frameon=False, loc="upper left")
+        if driven or ceiling:
+            ax.legend(fontsize=7, frameon=False, loc="upper left", ncol=3)
         # Head room so the legend never covers a bar or a ceiling mark.
         ax.set_ylim(top=top * 1.25 if top > 0 else 0.1)
         ax.axhline(0, color="k", lw=0.6)

@@ -602,6 +602,26 @@ def _crash_messages(out: Path, label: str) -> list[str]:
 # ----------------------------------------------------------------------------- group
 CV_REQUIRED = ("model", "direction", "fold", "mse", "r")
 CV_OPTIONAL = ("test_subject", "baseline_mean_mse", "baseline_subject_mse", "noise_ceiling")
+#: Columns of the summary table, in this order, where a direction has them; per-region and
+#: per-cell scores stay in the per-fold table and the metrics TSVs.
+CV_HEADLINE = ("mse", "r", "baseline_mean_mse", "baseline_subject_mse", "r_driven",
+               "noise_ceiling", "rmse", "r_spatial", "psnr", "ssim", "fc_similarity", "r_bins")
+
+
+def _direction_columns(table: pd.DataFrame, direction: str, candidates: Sequence[str],
+                       suffix: str = "") -> list[str]:
+    """The candidates with at least one finite value in the rows of ``direction``."""
+    rows = table[table["direction"] == direction]
+    out = []
+    for c in candidates:
+        col = rows.get(c + suffix)
+        if col is None:
+            continue
+        values = pd.to_numeric(col, errors="coerce") if c not in ("model", "fold", "test_subject",
+                                                                   "direction") else col
+        if values.notna().any():
+            out.append(c)
+    return out
 
 
 def summarise_cv(cv_table: pd.DataFrame) -> pd.DataFrame:
@@ -709,9 +729,11 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
 
     summary = summarise_cv(cv_table)
     figure("scores", "Cross-validated scores",
-           "Top: Pearson r per model (mean ± SEM over folds), red bars the noise ceiling where "
-           "known. Bottom: MSE of the model and of the two baselines (training mean; each test "
-           "subject's own mean — an oracle a model must beat by predicting fluctuations).",
+           "Top: Pearson r per model (mean ± SEM over folds) over all targets and, on "
+           "simulated data, over the targets the simulated sources drive, with their noise "
+           "ceiling in red. Bottom: MSE of the model and of the two baselines (training mean; "
+           "each test subject's own mean — an oracle a model must beat by predicting "
+           "fluctuations).",
            lambda p: F.plot_cv_scores(summary, p),
            "the CV table is empty" if summary.empty else None)
     figure("learningcurves", "Learning curves",
@@ -737,17 +759,19 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
                                         labels=fc.get("labels")),
            fc_missing)
 
-    metric_cols = [c[:-5] for c in summary.columns if c.endswith("_mean")]
-    fold_cols = [c for c in ("direction", "model", "fold", "test_subject") if c in cv_table] + \
-        [c for c in cv_table.columns if c not in ("direction", "model", "fold", "test_subject")]
+    directions = list(dict.fromkeys(summary["direction"])) if not summary.empty else []
+    metric_cols = {d: _direction_columns(summary, d, CV_HEADLINE, "_mean") for d in directions}
+    fold_cols = {d: _direction_columns(
+        cv_table, d, [c for c in ("model", "fold", "test_subject") if c in cv_table]
+        + [c for c in cv_table.columns if c not in ("direction", "model", "fold", "test_subject")])
+        for d in directions}
     sr_table = None
     if single_region is not None and len(single_region):
         sr_table = single_region.sort_values(
             [c for c in ("cell", "rank") if c in single_region]).to_dict("records")
     html = _environment().get_template("group.html").render(
         summary=summary.to_dict("records"), metric_cols=metric_cols,
-        folds=cv_table[fold_cols].to_dict("records"), fold_cols=fold_cols,
-        directions=list(dict.fromkeys(summary["direction"])) if not summary.empty else [],
+        folds=cv_table.to_dict("records"), fold_cols=fold_cols, directions=directions,
         figures=items, single_region=sr_table,
         sr_cols=list(single_region.columns) if sr_table else [],
         notes=list(notes), warnings=list(warnings), errors=errors,
