@@ -483,8 +483,9 @@ def _eeg_facts(sec: RunSection, meta: Mapping[str, Any]) -> None:
             sec.facts.append(("BCG correction",
                               f"{bcg.get('method')}: {bcg.get('n_heartbeats', 'n/a')} heartbeats, "
                               f"{_fmt(bcg.get('heart_rate_bpm'))} bpm, "
-                              f"{bcg.get('n_components', 'n/a')} components, pulse delay "
-                              f"{_fmt(bcg.get('pulse_delay_s'))} s (ECG {bcg.get('ecg_channel')})"))
+                              f"mean template + {bcg.get('n_components', 'n/a')} principal "
+                              f"component(s), pulse delay {_fmt(bcg.get('pulse_delay_s'))} s; "
+                              f"R-peaks from channel {bcg.get('ecg_channel')}"))
     if meta.get("ArtifactCorrectionNote"):
         sec.warnings.append(str(meta["ArtifactCorrectionNote"]))
     filt = meta.get("Filter") or {}
