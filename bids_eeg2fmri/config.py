@@ -108,6 +108,7 @@ class GroupConfig:
     window_trs: int = 50
     horizon_trs: int = 5
     weight_decay: float = 0.01
+    eeg_features: str = "spectrogram"
     fmri_input: str = "regions"
     pca_components: int = 20
     single_region: bool = False
@@ -236,6 +237,7 @@ class Config:
             raise UsageError(f"group.weight_decay must be >= 0, got {gr.weight_decay}")
         _choice("group.single_region_test", gr.single_region_test, ("ttest", "permutation"))
         _choice("group.fmri_input", gr.fmri_input, ("regions", "pca"))
+        _choice("group.eeg_features", gr.eeg_features, ("spectrogram", "bands"))
         if gr.pca_components < 1:
             raise UsageError(f"group.pca_components must be >= 1, got {gr.pca_components}")
         if gr.single_region and gr.fmri_input == "pca":

@@ -168,6 +168,30 @@ def test_single_region_analysis_through_the_cli(group_run, tmp_path):
     assert "Left_Occipital_Pole" in html
 
 
+def test_eeg_band_features_train_and_apply(group_run, tmp_path):
+    """``--eeg-features bands``: EEG→fMRI on band power; the card records the bands and applying
+    the model pools the EEG-only participant's spectrogram the same way."""
+    out, bids = group_run["out"], group_run["bids"]
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    work = tmp_path / "w"
+    assert app([str(bids), str(copy), "group", "-w", str(work), *GROUP_ARGS,
+                "--direction", "eeg2fmri", "--models", "ridge", "--eeg-features", "bands"]) == 0
+    table = pd.read_csv(metrics_path(copy, "eeg2fmri", "ridge"), sep="\t")
+    print(table[["test_subject", "mse", "baseline_mean_mse", "r_driven"]].to_string())
+    assert table["mse"].mean() < table["baseline_mean_mse"].mean()
+    assert table["r_driven"].mean() > 0.3
+    folder = copy / "models" / "eeg2fmri" / "ridge"
+    card = json.loads((folder / "model.json").read_text())
+    assert list(card["Data"]["EEGBands"]) == ["delta", "theta", "alpha", "beta"]
+    assert card["Data"]["FramesPerTR"] == 1 and len(card["Data"]["Frequencies"]) == 4
+    assert app([str(bids), str(copy), "participant", "--participant-label", EEG_ONLY, "-w",
+                str(work), "--skip-bids-validation", "--model-dir", str(folder)]) == 0
+    synth = copy / f"sub-{EEG_ONLY}/func/sub-{EEG_ONLY}_task-rest_run-1_space-" \
+                   "MNI152NLin2009aSym_res-4_desc-synth_bold.nii.gz"
+    assert np.isfinite(np.asarray(nib.load(synth).dataobj)).all()
+
+
 def test_fmri_input_pca_trains_and_applies(group_run, tmp_path):
     """``--fmri-input pca``: voxel components as input, recorded in the card, saved with the
     model and used again when the model is applied to a participant's BOLD."""

@@ -37,6 +37,7 @@ from .._version import __version__
 from ..bids.derivatives import atomic_path, build_path, write_sidecar
 from ..bids.layout import ParticipantPlan
 from ..config import Config
+from ..data.bandpool import band_spec, pool_bands
 from ..data.readers import read_spectrogram
 from ..data.regions import RegionLabels, region_timeseries
 from ..data.windows import DataSpec, RunArrays, index_samples
@@ -117,6 +118,12 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: Any, card: dict[str, A
     eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, offset)
     given = DataSpec(channels, freqs, eeg.shape[3], tr, ms.target, ms.n_targets, mask=ms.mask,
                      affine=ms.affine, region_names=ms.region_names)
+    if ms.eeg_bands is not None:
+        # A band-power model: pool this spectrogram as its training data were pooled (the check
+        # below compares the spectrogram pooled from and the bands).
+        given = band_spec(given, ms.eeg_bands["bands"])
+        if given.eeg_bands == ms.eeg_bands:
+            eeg = pool_bands(eeg, freqs, ms.eeg_bands["bands"])
     _check(ms, given, run.spectrogram)
     _check_grid(card, run, res, labels)
     arrays = RunArrays(eeg=eeg, bold=np.zeros((n, ms.n_targets), dtype=np.float32),

@@ -24,6 +24,9 @@ SUBJECTS, VOLUMES, SOURCES = 3, 200, 4
 #: fMRI→EEG samples of 8 volumes in, 2 EEG TRs out: the seed's 50-TR window leaves too few
 #: samples (and too many lagged inputs per sample) in runs this short.
 FMRI2EEG_WINDOW = ["--window-trs", "8", "--horizon-trs", "2"]
+#: EEG→fMRI reads band power per channel and TR: with 3 training participants, ~1000 inputs per
+#: sample instead of ~27 000 STFT bins and frames (docs/benchmarks.md, *Demo*).
+EEG_FEATURES = ["--eeg-features", "bands"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     # each driven region in its source's band cell.
     regions = [s.region for s in SOURCE_CATALOGUE[:SOURCES]] + list(CONTROL_REGIONS)
     code = app.main([str(bids_dir), str(deriv), "group", "--cv", "loso", "--epochs", "30",
-                     *FMRI2EEG_WINDOW, "--single-region", "--single-region-regions", *regions,
+                     *FMRI2EEG_WINDOW, *EEG_FEATURES, "--single-region",
+                     "--single-region-regions", *regions,
                      *common])
     if code:
         return code

@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fMRI→EEG: EEG TRs predicted per sample, centred in the window (default 5)")
     g.add_argument("--weight-decay", dest="weight_decay", type=float, metavar="W",
                    help="AdamW weight decay of the deep models (default 0.01)")
+    g.add_argument("--eeg-features", dest="eeg_features", choices=("spectrogram", "bands"),
+                   help="EEG→fMRI input: every STFT bin and frame (default), or the mean log "
+                        "power of each EEG band ([eeg] bands) per channel and TR")
     g.add_argument("--fmri-input", dest="fmri_input", choices=("regions", "pca"),
                    help="fMRI→EEG input: GM parts of atlas regions + non-GM (default), or "
                         "principal components of the model-grid voxels fitted on each fold's "

@@ -162,6 +162,11 @@ class DataSpec:
         For regions: the atlas region names; optional.
     labels
         Optional ``(n_targets,)`` integer region label of each target, for region-wise metrics.
+    eeg_bands
+        Set when the EEG axis holds band power pooled from a spectrogram
+        (:func:`bids_eeg2fmri.data.bandpool.band_spec`): ``{"bands": {name: [lo, hi]},
+        "frequencies": [...], "n_frames": k}`` — the bands and the spectrogram they were pooled
+        from, which new data must match before it is pooled the same way.
     """
 
     channels: list[str]
@@ -174,6 +179,7 @@ class DataSpec:
     affine: np.ndarray | None = None
     region_names: list[str] | None = None
     labels: np.ndarray | None = field(default=None, repr=False)
+    eeg_bands: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.channels = [str(c) for c in self.channels]
@@ -219,6 +225,23 @@ class DataSpec:
                      (f" extra {extra[:5]}" if extra else "") or "same names in a different order"
             raise DataError(f"EEG channels differ from the model's ({len(self.channels)} trained, "
                             f"{len(other.channels)} given): {detail.strip()}")
+        if (self.eeg_bands is None) != (other.eeg_bands is None):
+            raise DataError("the model reads " + ("band power pooled from the spectrogram"
+                                                  if self.eeg_bands else "the full spectrogram")
+                            + ", the data hold " + ("band power" if other.eeg_bands
+                                                    else "the full spectrogram"))
+        if self.eeg_bands is not None:
+            src, given = self.eeg_bands, other.eeg_bands
+            if src["bands"] != given["bands"]:
+                raise DataError(f"EEG bands {given['bands']} differ from the model's "
+                                f"{src['bands']}")
+            if len(src["frequencies"]) != len(given["frequencies"]) or not np.allclose(
+                    src["frequencies"], given["frequencies"], atol=1e-6) \
+                    or src["n_frames"] != given["n_frames"]:
+                raise DataError(f"the spectrogram the bands are pooled from ("
+                                f"{_span(given['frequencies'])}, {given['n_frames']} frames) "
+                                f"differs from the model's ({_span(src['frequencies'])}, "
+                                f"{src['n_frames']} frames); use the same STFT settings")
         if len(self.frequencies) != len(other.frequencies) or not np.allclose(
                 self.frequencies, other.frequencies, atol=1e-6):
             raise DataError(f"spectrogram frequencies differ from the model's "
@@ -253,7 +276,8 @@ class DataSpec:
                 "mask": None if self.mask is None else _pack_mask(self.mask),
                 "affine": None if self.affine is None else self.affine.tolist(),
                 "region_names": self.region_names,
-                "labels": None if self.labels is None else np.asarray(self.labels).tolist()}
+                "labels": None if self.labels is None else np.asarray(self.labels).tolist(),
+                "eeg_bands": self.eeg_bands}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DataSpec":

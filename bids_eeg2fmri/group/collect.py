@@ -266,6 +266,7 @@ class GroupData:
             "Subjects": self.subjects, "Runs": [f.key for f in self.files],
             "Channels": list(self.spec.channels), "Frequencies": list(self.spec.frequencies),
             "FramesPerTR": int(self.spec.n_frames), "RepetitionTime": float(self.spec.tr),
+            "EEGBands": None if self.spec.eeg_bands is None else self.spec.eeg_bands["bands"],
             "Target" if self.direction == "eeg2fmri" else "Input":
                 self.spec.target if self.direction == "eeg2fmri" else self.fmri_input,
             "Atlas": self.atlas, "Regions": self.region_names,

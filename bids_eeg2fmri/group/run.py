@@ -469,6 +469,12 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
                                       and truths else None, fmri_input=gr.fmri_input)
         check_subjects(datasets[direction], gr.cv, gr.cv_folds)
     sr_regions = check_single_region(config, datasets["fmri2eeg"]) if gr.single_region else []
+    if gr.eeg_features == "bands" and "eeg2fmri" in datasets:
+        from ..data.bandpool import pool_runs
+
+        data = datasets["eeg2fmri"]
+        bands = participant.get("eeg", {}).get("bands") or config.eeg.bands
+        data.runs, data.spec = pool_runs(data.runs, data.spec, bands)
     if save is not None and is_main_process():
         save()
     tables, curves, fc, single_region = [], {}, None, None
