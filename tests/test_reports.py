@@ -456,6 +456,23 @@ def test_citation_lists_only_the_stages_that_ran(tmp_path):
         write_citation(tmp_path, {"anat": True})
 
 
+def test_citation_describes_the_model_inputs_used(tmp_path):
+    from bids_eeg2fmri.reports.methods import update_citation
+
+    models = {"models": ["ridge"], "direction": "both", "eeg_features": "bands",
+              "fmri_input": "pca", "pca_components": 12}
+    text = write_citation(tmp_path, {"models": models}).read_text()
+    assert "mean log power of each EEG band per channel and TR" in text
+    assert "leading 12 principal components" in text
+    text = write_citation(tmp_path, {"models": {"models": ["ridge"]}}).read_text()
+    assert "per-TR EEG spectrograms" in text and "principal components" not in text
+    # update_citation keeps the stages of earlier runs and replaces a stage's options
+    update_citation(tmp_path, {"eeg": True, "models": models})
+    text = update_citation(tmp_path, {"models": {"models": ["mlp"]}}).read_text()
+    assert "## EEG" in text and "## Models" in text and "mlp" in text
+    assert "leading 12 principal components" not in text
+
+
 # ----------------------------------------------------------------------------- Chromium
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):

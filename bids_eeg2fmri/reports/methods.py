@@ -199,8 +199,15 @@ def models_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
         f"{_v(versions, 'bids_eeg2fmri')} and PyTorch {_v(versions, 'PyTorch')}"
         + (f" on {subjects} participants" if subjects else "")
         + f": {', '.join(names) if names else 'the default models'}. Targets (EEG→fMRI) were "
-        f"{tgt_txt}; inputs were per-TR EEG spectrograms over a "
-        f"{float(options.get('window', 20)):g} s window. Normalisation statistics were estimated "
+        f"{tgt_txt}; inputs were "
+        + ("the mean log power of each EEG band per channel and TR"
+           if options.get("eeg_features") == "bands" else "per-TR EEG spectrograms")
+        + f" over a {float(options.get('window', 20)):g} s window"
+        + ("; fMRI→EEG inputs were the leading "
+           f"{int(options.get('pca_components', 20))} principal components of the voxel time "
+           "series, fitted on the training data of each fold"
+           if options.get("fmri_input") == "pca" and direction != "eeg2fmri" else "")
+        + ". Normalisation statistics were estimated "
         f"on training data only. Performance was estimated by {cv_txt}; every fold reports the "
         "training-mean and subject-mean baselines next to each model"
         + (", and, for simulated data, the noise ceiling" if options.get("simulated") else "")
