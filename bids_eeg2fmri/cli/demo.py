@@ -18,7 +18,7 @@ from . import run as app
 from . import simulate
 
 MARKER = ".bids_eeg2fmri_demo"
-#: Paired participants, their volumes and the simulator's sources: small enough for ~7 minutes on
+#: Paired participants, their volumes and the simulator's sources: small enough for ~5 minutes on
 #: 2 cores, long enough (7 min of BOLD each) for the models to learn the coupling.
 SUBJECTS, VOLUMES, SOURCES = 3, 200, 4
 #: fMRI→EEG samples of 8 volumes in, 2 EEG TRs out: the seed's 50-TR window leaves too few
