@@ -119,12 +119,11 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: Any, card: dict[str, A
     given = DataSpec(channels, freqs, eeg.shape[3], tr, ms.target, ms.n_targets, mask=ms.mask,
                      affine=ms.affine, region_names=ms.region_names)
     if ms.eeg_bands is not None:
-        # A band-power model: pool this spectrogram as its training data were pooled (the check
-        # below compares the spectrogram pooled from and the bands).
+        # A band-power model: the check compares the spectrogram the bands are pooled from.
         given = band_spec(given, ms.eeg_bands["bands"])
-        if given.eeg_bands == ms.eeg_bands:
-            eeg = pool_bands(eeg, freqs, ms.eeg_bands["bands"])
     _check(ms, given, run.spectrogram)
+    if ms.eeg_bands is not None:
+        eeg = pool_bands(eeg, freqs, ms.eeg_bands["bands"])
     _check_grid(card, run, res, labels)
     arrays = RunArrays(eeg=eeg, bold=np.zeros((n, ms.n_targets), dtype=np.float32),
                        subject=run.subject, run=run.run_label, eeg_valid=valid)

@@ -384,8 +384,8 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
             with atomic_path(mask_path) as tmp:
                 nib.save(nib.Nifti1Image(common.astype(np.uint8), affine), tmp)
     runs, spec0 = [], None
-    for f, bold in zip(paired, series):
-        offset = discarded_volumes(bold)
+    offsets = [discarded_volumes(bold) for bold in series]
+    for f, bold, offset in zip(paired, series, offsets):
         run, spec = load_run(f.spectrogram, bold, subject=f.subject, run=f.run_label,
                              mask=mask_path, atlas_labels=labels, confounds=f.confounds,
                              tr=repetition_time(bold), volume_offset=offset,
@@ -403,9 +403,8 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
         runs.append(run)
     truths = [expected_eeg(f) for f in paired] if expected_eeg is not None else []
     if truths and all(t is not None for t in truths):
-        for f, run, bold, t in zip(paired, runs, series, truths):
-            run.eeg_truth = read_spectrogram(f.spectrogram, run.n_volumes,
-                                             discarded_volumes(bold), values=t)[0]
+        for f, run, offset, t in zip(paired, runs, offsets, truths):
+            run.eeg_truth = read_spectrogram(f.spectrogram, run.n_volumes, offset, values=t)[0]
     uses_atlas = not pca and (direction == "fmri2eeg" or target == "regions")
     return GroupData(direction, runs, spec0, list(paired), tuple(common.shape), affine, labels,
                      names, res, atlas if uses_atlas else None,
