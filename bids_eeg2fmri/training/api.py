@@ -31,8 +31,8 @@ from ..data.windows import DataSpec, RunArrays, WindowSpec, eeg_volumes, index_s
 from ..errors import UsageError, UserError
 from ..models import registry
 from ..models.base import ModelShape
-from .trainer import (TrainConfig, TrainResult, load_fitted_state, predict, resolve_device,
-                      save_checkpoint, seed_everything, train)
+from .trainer import (SavedModel, TrainConfig, TrainResult, load_fitted_model, predict,
+                      resolve_device, seed_everything, train)
 
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -41,7 +41,7 @@ CHECKPOINT_FORMAT = 1
 
 
 @dataclass
-class FittedModel:
+class FittedModel(SavedModel):
     """A trained model with what it needs to be applied to new data."""
 
     name: str
@@ -74,27 +74,14 @@ class FittedModel:
 
     # ------------------------------------------------------------------- save
     def state(self) -> dict[str, Any]:
-        shape = self.model.shape
-        return {"format": CHECKPOINT_FORMAT, "name": self.name, "hparams": self.hparams,
-                "shape": shape.to_dict(), "data_spec": self.data_spec.to_dict(),
-                "window": asdict(self.window), "eeg_norm": self.eeg_norm.state_dict(),
-                "target_norm": self.target_norm.state_dict(), "provenance": self.provenance,
-                "history": self.history,
-                "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted model atomically (``model.pt``); returns the path."""
-        save_checkpoint(path, self.state())
-        return Path(path)
+        return self._state(CHECKPOINT_FORMAT, eeg_norm=self.eeg_norm.state_dict(),
+                           target_norm=self.target_norm.state_dict())
 
 
 def load_model(path: str | os.PathLike) -> FittedModel:
     """Read a model saved by :meth:`FittedModel.save` (or a training checkpoint of :func:`fit`)."""
-    state = load_fitted_state(path, CHECKPOINT_FORMAT, "bids_eeg2fmri model file (unknown format)")
-    shape = ModelShape.from_dict(state["shape"])
-    model = registry.build(state["name"], shape, state["hparams"])
-    model.load_state_dict(state["model_state"])
-    model.eval()
+    state, model = load_fitted_model(path, CHECKPOINT_FORMAT,
+                                     "bids_eeg2fmri model file (unknown format)")
     return FittedModel(state["name"], model, state["hparams"], DataSpec.from_dict(state["data_spec"]),
                        WindowSpec(**state["window"]), EEGNormaliser.from_state(state["eeg_norm"]),
                        TargetNormaliser.from_state(state["target_norm"]), state["provenance"],

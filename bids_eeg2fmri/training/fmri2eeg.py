@@ -43,8 +43,8 @@ from ..errors import DataError, UsageError
 from ..models import registry
 from ..models.base import ModelShape
 from .api import CHECKPOINT_FILE, LOSS_FILE, MODEL_FILE, _inner_folds
-from .trainer import (TrainConfig, TrainResult, load_fitted_state, predict, resolve_device,
-                      save_checkpoint, seed_everything, train)
+from .trainer import (SavedModel, TrainConfig, TrainResult, load_fitted_model, predict,
+                      resolve_device, seed_everything, train)
 
 DIRECTION = "fmri2eeg"
 FORMAT = "fmri2eeg-1"
@@ -53,7 +53,7 @@ DEFAULT_BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0),
 
 
 @dataclass
-class SpectrogramModel:
+class SpectrogramModel(SavedModel):
     """A trained fMRI→EEG model with what it needs to be applied to new BOLD."""
 
     name: str
@@ -114,27 +114,15 @@ class SpectrogramModel:
                                                               *self.bins)
 
     def state(self) -> dict[str, Any]:
-        return {"format": FORMAT, "direction": DIRECTION, "name": self.name,
-                "hparams": self.hparams, "shape": self.model.shape.to_dict(),
-                "data_spec": self.data_spec.to_dict(), "window": asdict(self.window),
-                "bold_norm": self.bold_norm.state_dict(), "eeg_norm": self.eeg_norm.state_dict(),
-                "provenance": self.provenance, "history": self.history,
-                "input_pca": None if self.input_pca is None else self.input_pca.state(),
-                "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the model atomically; returns the path."""
-        save_checkpoint(path, self.state())
-        return Path(path)
+        return self._state(FORMAT, direction=DIRECTION, bold_norm=self.bold_norm.state_dict(),
+                           eeg_norm=self.eeg_norm.state_dict(),
+                           input_pca=None if self.input_pca is None else self.input_pca.state())
 
 
 def load_spectrogram_model(path: str | os.PathLike) -> SpectrogramModel:
     """Read a model written by :meth:`SpectrogramModel.save` or a training checkpoint of :func:`fit`."""
-    state = load_fitted_state(path, FORMAT, "bids_eeg2fmri fMRI→EEG model file")
-    shape = ModelShape.from_dict(state["shape"])
-    net = registry.build(state["name"], shape, state["hparams"], direction=DIRECTION)
-    net.load_state_dict(state["model_state"])
-    net.eval()
+    state, net = load_fitted_model(path, FORMAT, "bids_eeg2fmri fMRI→EEG model file",
+                                   direction=DIRECTION)
     return SpectrogramModel(state["name"], net, state["hparams"],
                             DataSpec.from_dict(state["data_spec"]), SequenceSpec(**state["window"]),
                             RegionNormaliser.from_state(state["bold_norm"]),

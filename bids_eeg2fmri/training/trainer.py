@@ -449,6 +449,40 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         raise DataError(f"cannot read model checkpoint: {exc}", path=path) from None
 
 
+class SavedModel:
+    """What the fitted-model classes of both directions share: the common part of their saved
+    state (they are dataclasses with ``name``, ``model``, ``hparams``, ``data_spec``, ``window``,
+    ``provenance`` and ``history``) and its atomic writer, which saves what the class's
+    ``state()`` returns: ``_state`` plus that class's own parts."""
+
+    def _state(self, fmt: Any, **parts: Any) -> dict[str, Any]:
+        return {"format": fmt, "name": self.name, "hparams": self.hparams,
+                "shape": self.model.shape.to_dict(), "data_spec": self.data_spec.to_dict(),
+                "window": asdict(self.window), **parts, "provenance": self.provenance,
+                "history": self.history,
+                "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted model atomically (``model.pt``); returns the path."""
+        save_checkpoint(path, self.state())
+        return Path(path)
+
+
+def load_fitted_model(path: str | os.PathLike, fmt: Any, what: str,
+                      direction: str = "eeg2fmri") -> tuple[dict[str, Any], torch.nn.Module]:
+    """The saved state of a fitted model and its network rebuilt with the saved weights (eval
+    mode), from a ``model.pt`` or a training checkpoint (see :func:`load_fitted_state`)."""
+    from ..models import registry
+    from ..models.base import ModelShape
+
+    state = load_fitted_state(path, fmt, what)
+    net = registry.build(state["name"], ModelShape.from_dict(state["shape"]), state["hparams"],
+                         direction=direction)
+    net.load_state_dict(state["model_state"])
+    net.eval()
+    return state, net
+
+
 def load_fitted_state(path: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
     """The saved state of a fitted model, from a ``model.pt`` or a per-epoch training checkpoint.
 
