@@ -67,6 +67,7 @@ class EEGConfig:
     """EEG preprocessing options (participant level)."""
 
     eeg_derivatives: Path | None = None
+    min_eeg_coverage: float = 0.5
     volume_marker: str = "auto"
     assume_eeg_bold_sync: float | None = None
     gradient_correction: str = "auto"
@@ -212,6 +213,8 @@ class Config:
         if ee.stft_window <= 0 or not 0 <= ee.stft_overlap < 1:
             raise UsageError("eeg.stft_window must be > 0 s and eeg.stft_overlap in [0, 1)")
         _choice("eeg.stft_scale", ee.stft_scale, ("log-power", "magnitude"))
+        if not 0 < ee.min_eeg_coverage <= 1:
+            raise UsageError(f"eeg.min_eeg_coverage must lie in (0, 1], got {ee.min_eeg_coverage}")
         if ee.stft_context < 0:
             raise UsageError(f"eeg.stft_context must be >= 0 TRs, got {ee.stft_context}")
         _check_taper(ee.stft_taper)

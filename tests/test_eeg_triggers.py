@@ -108,11 +108,34 @@ def test_refusals_name_the_file():
     _expect_data_error("found 59 volume markers", call=_find, samples=truth[1:])
     # no marker at all and no --assume-eeg-bold-sync
     _expect_data_error("no volume markers", call=_find, samples=truth, names="Stimulus/S  1")
-    # EEG shorter than the BOLD run
-    _expect_data_error("shorter than the BOLD run", call=_find, samples=truth[:40],
+    # markers stop 10 s before the recording does: lost triggers, not a short recording
+    _expect_data_error("which volumes they belong to is unknown", call=_find, samples=truth[:40],
                        n_times=int(100 * SFREQ))
-    # last volume runs past the end of the recording
-    _expect_data_error("EEG ends", call=_find, samples=truth, n_times=int(truth[-1] + 1000))
+    # a segment cut from inside the run at both ends: which volumes is unknown
+    seg = truth[10:40] - truth[10] + 100
+    _expect_data_error("starts and ends inside the BOLD run", call=_find, samples=seg,
+                       n_times=int(seg[-1] + 1000))
+
+
+def test_partial_coverage_is_aligned_to_the_right_volumes(caplog):
+    truth = _truth()
+    # export segmented from inside the run (starts 0.3 s before volume 12's marker), to the end
+    seg = truth[12:] - truth[12] + 300
+    with caplog.at_level(logging.WARNING, logger="bids_eeg2fmri.eeg"):
+        got = _find(seg, n_times=int(seg[-1] + 5 * SFREQ))
+    assert got.first_volume == 12 and got.samples.size == N_VOL - 12
+    np.testing.assert_array_equal(got.samples, seg)
+    assert "volumes 12-59 of 60" in got.repairs[-1] and "volumes 12-59" in caplog.text
+    # recording that stops during volume 40 (started 3.2 s before the scan)
+    got = _find(truth[:41], n_times=int(truth[40] + 0.5 * SFREQ))
+    assert got.first_volume == 0 and got.samples.size == 41
+    # a recording stopping 0.05 s before the last TR is over keeps every marker
+    got = _find(truth, n_times=int(truth[-1] + (TR - 0.05) * SFREQ))
+    assert got.first_volume == 0 and got.samples.size == N_VOL and got.repairs == []
+    # --assume-eeg-bold-sync with volume 0 before the recording: the inside volumes, numbered
+    got = _find([0, 1], names="Stimulus/S  1", assume_sync=-2 * TR - 0.1,
+                n_times=int(100 * SFREQ))
+    assert got.first_volume == 3 and got.samples[0] == round((TR - 0.1) * SFREQ)
 
 
 def test_scanner_discarded_volumes_and_assumed_sync(caplog):
@@ -136,3 +159,24 @@ def test_raw_annotations_are_taken_relative_to_the_first_sample():
     raw.crop(tmin=1.0)  # first_samp becomes 1000: onsets must shift by one second
     got = triggers.find_volume_onsets_raw(raw, tr=TR, n_volumes=N_VOL)
     np.testing.assert_array_equal(got.samples, truth - 1000)
+
+
+def test_a_recording_ending_inside_the_last_tr_drops_only_that_volume():
+    from bids_eeg2fmri.eeg.coverage import covered_volumes
+
+    truth = _truth()
+    # stops 0.05 s before the last volume's TR is over: less than one STFT frame, not an error
+    n_times = int(truth[-1] + (TR - 0.05) * SFREQ)
+    samples, first, cov = covered_volumes(truth, 0, n_times=n_times, sfreq=SFREQ, tr=TR,
+                                          n_volumes=N_VOL, min_fraction=0.5, path=FILE)
+    np.testing.assert_array_equal(samples, truth[:-1])
+    assert first == 0 and cov["CoveredVolumes"] == N_VOL - 1
+    assert cov["CoveredRange"] == [0, N_VOL - 2] and cov["UncoveredVolumes"] == 1
+    # one sample more and the last volume is whole again
+    _, _, cov = covered_volumes(truth, 0, n_times=int(truth[-1] + TR * SFREQ), sfreq=SFREQ,
+                                tr=TR, n_volumes=N_VOL, min_fraction=0.5)
+    assert cov["CoveredVolumes"] == N_VOL
+    # the refusal threshold is the user's: 59 of 60 is below 0.99
+    _expect_data_error("covers 59 of the 60 BOLD volumes", call=covered_volumes, samples=truth,
+                       first_volume=0, n_times=n_times, sfreq=SFREQ, tr=TR, n_volumes=N_VOL,
+                       min_fraction=0.99, path=FILE)

@@ -125,9 +125,9 @@ def test_workflow_writes_the_three_derivatives(eeglab_bids, tmp_path):
 
 def test_bad_inputs_exit_65_naming_the_file(eeglab_bids, tmp_path):
     path = _eeg_file(eeglab_bids)
-    # EEG shorter than the BOLD run (200 volumes of 2 s = 400 s > 238 s)
-    with pytest.raises(DataError, match="shorter than the BOLD run") as exc:
-        clean_eeg(path, EEGConfig(), tr=TR, n_volumes=200)
+    # 110 markers for 300 volumes, with recording left before and after them: which volumes?
+    with pytest.raises(DataError, match="which volumes they belong to is unknown") as exc:
+        clean_eeg(path, EEGConfig(), tr=TR, n_volumes=300)
     assert exc.value.code == 65 and str(path) in str(exc.value)
     # marker spacing far from TR
     with pytest.raises(DataError, match="far from the BOLD RepetitionTime 3") as exc:
@@ -153,7 +153,8 @@ def test_bad_inputs_exit_65_naming_the_file(eeglab_bids, tmp_path):
         eeg_io.read_eeg(broken)
     assert str(broken) in str(exc.value)
     # bad option values are usage errors (exit 64) as soon as the configuration is built
-    for bad in ({"stft_scale": "dB"}, {"stft_taper": "no-such-window"}, {"stft_context": -1}):
+    for bad in ({"stft_scale": "dB"}, {"stft_taper": "no-such-window"}, {"stft_context": -1},
+                {"min_eeg_coverage": 0.0}, {"min_eeg_coverage": 1.5}):
         with pytest.raises(UsageError, match=next(iter(bad))) as err:
             Config.from_sources({"output_dir": str(tmp_path), **bad})
         assert err.value.code == 64
@@ -176,3 +177,47 @@ def test_eeg_derivatives_are_matched_and_artifact_steps_default_off(eeglab_bids,
     with pytest.raises(DataError, match="no EEG in --eeg-derivatives matches") as exc:
         eeg_io.find_derivative_eeg(other, deriv)
     assert str(deriv) in str(exc.value)
+
+
+def test_segmented_export_keeps_the_covered_volumes_and_says_so(eeglab_bids, tmp_path):
+    """An export cut from inside the run (as BrainVision Analyzer segments from a block marker)."""
+    import mne_bids
+
+    raw = eeg_io.read_eeg(_eeg_file(eeglab_bids))
+    raw.crop(tmin=30.6)  # volume 13's marker is at 31 s: volumes 0-12 are not in the export
+    root = tmp_path / "segmented"
+    bp = mne_bids.BIDSPath(subject="01", task="rest", root=root, datatype="eeg")
+    mne_bids.write_raw_bids(raw, bp, allow_preload=True, format="EEGLAB", overwrite=True,
+                            verbose=False)
+    from bids_eeg2fmri.workflows.eeg import init_eeg_preproc_wf
+
+    out = tmp_path / "out"
+    config = Config.from_sources({"output_dir": str(out), "bids_dir": str(root)})
+    wf = init_eeg_preproc_wf(config=config, metadata={"RepetitionTime": TR,
+                                                      "NumberOfVolumes": N_VOL})
+    wf.base_dir = str(tmp_path / "work")
+    wf.inputs.inputnode.eeg_file = str(_eeg_file(root))
+    wf.run()
+    eeg_dir = out / "sub-01" / "eeg"
+    h5 = eeg_dir / "sub-01_task-rest_desc-stft_spectrogram.h5"
+    with h5py.File(h5) as f:
+        np.testing.assert_array_equal(f["volume_indices"][()], np.arange(13, N_VOL))
+    want = {"BOLDVolumes": N_VOL, "CoveredVolumes": N_VOL - 13, "CoveredRange": [13, N_VOL - 1],
+            "UncoveredVolumes": 13}
+    for sidecar in (h5.with_suffix(".json"),
+                    eeg_dir / "sub-01_task-rest_desc-bandpower_timeseries.json",
+                    eeg_dir / "sub-01_task-rest_desc-preproc_eeg.json"):
+        cov = json.loads(sidecar.read_text())["EEGCoverage"]
+        assert {k: cov[k] for k in want} == want, sidecar
+    # the group level reads rows 13.. into their BOLD volumes and marks 0-12 as without EEG
+    from bids_eeg2fmri.data.readers import read_spectrogram
+
+    _, valid, _, _ = read_spectrogram(h5, N_VOL)
+    assert not valid[:13].any() and valid[13:].all()
+    # the same export against a 300-volume run covers 97 of them (32 %): refused unless allowed
+    path = _eeg_file(root)
+    with pytest.raises(DataError, match="covers 97 of the 300 BOLD volumes") as exc:
+        clean_eeg(path, EEGConfig(), tr=TR, n_volumes=300)
+    assert exc.value.code == 65 and str(path) in str(exc.value)
+    res = clean_eeg(path, EEGConfig(min_eeg_coverage=0.3), tr=TR, n_volumes=300)
+    assert res.first_volume == 203 and res.provenance["EEGCoverage"]["CoveredRange"] == [203, 299]

@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("EEG preprocessing")
     g.add_argument("--eeg-derivatives", dest="eeg_derivatives", type=Path, metavar="DIR",
                    help="take already gradient/BCG-corrected EEG from this derivatives folder")
+    g.add_argument("--min-eeg-coverage", dest="min_eeg_coverage", type=float, metavar="FRACTION",
+                   help="refuse a run whose EEG covers less than this fraction of its BOLD volumes "
+                        "(default 0.5); uncovered volumes are left out")
     g.add_argument("--volume-marker", dest="volume_marker", metavar="NAME",
                    help="annotation marking volume onsets (default: auto)")
     g.add_argument("--assume-eeg-bold-sync", dest="assume_eeg_bold_sync", type=float,

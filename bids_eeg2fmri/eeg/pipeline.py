@@ -20,6 +20,7 @@ import mne
 import numpy as np
 
 from . import artifacts, filtering, spectral, triggers
+from . import coverage as coverage_mod
 from ..config import EEGConfig
 from .io import read_eeg
 
@@ -34,6 +35,7 @@ class CleanResult:
     onsets: np.ndarray
     tr: float
     provenance: dict[str, Any]
+    first_volume: int = 0
 
 
 def clean_eeg(path: str | os.PathLike, options: EEGConfig, *, tr: float | None,
@@ -71,6 +73,9 @@ def clean_eeg(path: str | os.PathLike, options: EEGConfig, *, tr: float | None,
         assume_sync=options.assume_eeg_bold_sync, discarded_by_scanner=discarded_by_scanner,
         path=path)
     tr_used = float(tr) if tr is not None else onsets.spacing / sfreq_in
+    samples, first, coverage = coverage_mod.covered_volumes(
+        onsets.samples, onsets.first_volume, n_times=raw.n_times, sfreq=sfreq_in, tr=tr_used,
+        n_volumes=n_volumes, min_fraction=options.min_eeg_coverage, path=path)
     prov: dict[str, Any] = {
         "Sources": [str(path)],
         "EEGIsDerivative": is_derivative,
@@ -78,8 +83,9 @@ def clean_eeg(path: str | os.PathLike, options: EEGConfig, *, tr: float | None,
         "VolumeOnsetSource": onsets.source,
         "VolumeMarker": onsets.marker,
         "VolumeMarkerRepairs": onsets.repairs,
-        "VolumeOnsetSamples": onsets.samples.tolist(),
+        "VolumeOnsetSamples": samples.tolist(),
         "RepetitionTime": tr_used,
+        "EEGCoverage": coverage,
     }
 
     grad_mode = options.gradient_correction
@@ -91,7 +97,7 @@ def clean_eeg(path: str | os.PathLike, options: EEGConfig, *, tr: float | None,
         bcg_mode = "off" if bcg_mode == "auto" else bcg_mode
         prov["ArtifactCorrectionNote"] = ("EEG from --eeg-derivatives: 'auto' gradient and BCG "
                                           "correction are off")
-    grad = artifacts.correct_gradient(raw, onsets.samples, grad_mode, path=path)
+    grad = artifacts.correct_gradient(raw, samples, grad_mode, path=path)
     prov["GradientCorrection"] = {"Requested": options.gradient_correction, **grad.as_dict()}
 
     filtering.resample(raw, options.eeg_sfreq)
@@ -108,9 +114,9 @@ def clean_eeg(path: str | os.PathLike, options: EEGConfig, *, tr: float | None,
     filtering.average_reference(raw)
     prov["Reference"] = "average"
 
-    times = onsets.times
+    times = samples / sfreq_in
     add_volume_annotations(raw, times, tr_used)
-    return CleanResult(raw, times, tr_used, prov)
+    return CleanResult(raw, times, tr_used, prov, first)
 
 
 def add_volume_annotations(raw: mne.io.BaseRaw, times: np.ndarray, tr: float) -> None:
@@ -156,11 +162,14 @@ class SpectralResult:
 
 
 def spectral_features(raw: mne.io.BaseRaw, onsets: np.ndarray, tr: float,
-                      options: EEGConfig) -> SpectralResult:
+                      options: EEGConfig, *, first_volume: int = 0,
+                      n_volumes: int | None = None) -> SpectralResult:
     """Per-TR STFT (volumes × channels × frequencies × frames) and band power of EEG channels.
 
     Band power always uses the volume's own TR (``[onset, onset + TR)``); the spectrogram extends
-    back over ``options.stft_context`` preceding TRs when asked.
+    back over ``options.stft_context`` preceding TRs when asked. ``onsets[0]`` belongs to BOLD
+    volume ``first_volume`` of a run of ``n_volumes`` (the EEG may cover only part of the run);
+    the volume indices written count from the run's first volume.
     """
     picks = mne.pick_types(raw.info, eeg=True, exclude=())
     names = [raw.ch_names[i] for i in picks]
@@ -175,6 +184,9 @@ def spectral_features(raw: mne.io.BaseRaw, onsets: np.ndarray, tr: float,
                                            window=options.stft_window,
                                            overlap=options.stft_overlap, taper=options.stft_taper)
     nperseg, noverlap = spectral.frame_params(sfreq, options.stft_window, options.stft_overlap)
+    seg.volume_indices = seg.volume_indices + first_volume
+    if own is not seg:
+        own.volume_indices = own.volume_indices + first_volume
     meta = {
         "SamplingFrequency": sfreq,
         "RepetitionTime": tr,
@@ -186,6 +198,7 @@ def spectral_features(raw: mne.io.BaseRaw, onsets: np.ndarray, tr: float,
                  "Scaling": "scipy.signal.stft 'spectrum' (FFT of tapered frame / sum of taper)",
                  "Boundary": "frames lie inside the segment (boundary=None, padded=False)"},
         "Bands": {k: list(v) for k, v in options.bands.items()},
+        "EEGCoverage": coverage_mod.describe(seg.volume_indices, n_volumes),
     }
     return SpectralResult(spec, freqs, ftimes, names, seg.volume_indices, seg.onsets, cols,
                           table, own.volume_indices, own.onsets, meta)
@@ -245,5 +258,6 @@ def write_bandpower_tsv(path: str | os.PathLike, res: SpectralResult) -> dict:
         "SamplingFrequency": 1.0 / res.metadata["RepetitionTime"],
         "Bands": bands,
         "STFT": res.metadata["STFT"],
+        "EEGCoverage": res.metadata["EEGCoverage"],
         **cols,
     }

@@ -39,7 +39,7 @@ class VolumeOnsets:
     Attributes
     ----------
     samples
-        One onset per BOLD volume, integer samples.
+        One onset per BOLD volume the recording holds, integer samples.
     sfreq
         Sampling frequency the samples refer to.
     source
@@ -48,6 +48,9 @@ class VolumeOnsets:
         The annotation description used, or ``None``.
     repairs
         One line per change made to the markers (dropped duplicate, interpolated trigger…).
+    first_volume
+        BOLD volume of ``samples[0]``: above 0 when the recording starts inside the BOLD run
+        (e.g. an export segmented from a block marker).
     """
 
     samples: np.ndarray
@@ -55,6 +58,7 @@ class VolumeOnsets:
     source: str
     marker: str | None = None
     repairs: list[str] = field(default_factory=list)
+    first_volume: int = 0
 
     @property
     def times(self) -> np.ndarray:
@@ -245,13 +249,10 @@ def find_volume_onsets(descriptions: np.ndarray, onsets: np.ndarray, *, sfreq: f
     Raises
     ------
     DataError
-        EEG shorter than the BOLD run; no markers and no ``assume_sync``; marker spacing far from
-        the TR; marker count irreconcilable with the BOLD run.
+        No markers and no ``assume_sync``; marker spacing far from the TR; marker count
+        irreconcilable with the BOLD run (see :func:`partial_first_volume`).
     """
     duration = n_times / sfreq
-    if tr is not None and n_volumes is not None and duration < n_volumes * tr:
-        raise DataError(f"EEG recording is {duration:.1f} s long, shorter than the BOLD run "
-                        f"({n_volumes} volumes x {tr:g} s = {n_volumes * tr:.1f} s)", path)
     candidates = marker_candidates(descriptions, onsets, marker)
     chosen = choose_marker(candidates, tr)
     if chosen is None:
@@ -266,15 +267,16 @@ def find_volume_onsets(descriptions: np.ndarray, onsets: np.ndarray, *, sfreq: f
             raise DataError("--assume-eeg-bold-sync needs a paired BOLD run for its TR and "
                             "volume count", path)
         samples = np.round((assume_sync + np.arange(n_volumes) * tr) * sfreq).astype(np.int64)
-        if samples[0] < 0 or samples[-1] + tr * sfreq > n_times:
-            raise DataError(f"with --assume-eeg-bold-sync {assume_sync:g} s the BOLD run "
-                            f"({n_volumes * tr:.1f} s) does not fit in the EEG ({duration:.1f} s)",
-                            path)
+        inside = np.flatnonzero((samples >= 0) & (samples < n_times))
+        if inside.size == 0:
+            raise DataError(f"with --assume-eeg-bold-sync {assume_sync:g} s no BOLD volume "
+                            f"starts inside the EEG ({duration:.1f} s)", path)
         log.warning("%s: no volume markers; aligning by time with volume 0 at %.3f s "
                     "(--assume-eeg-bold-sync). Check that the clocks were synchronised.",
                     path or "EEG", assume_sync)
-        return VolumeOnsets(samples, sfreq, "assumed-sync", None,
-                            [f"no volume markers: assumed volume 0 at {assume_sync:g} s"])
+        return VolumeOnsets(samples[inside], sfreq, "assumed-sync", None,
+                            [f"no volume markers: assumed volume 0 at {assume_sync:g} s"],
+                            first_volume=int(inside[0]))
 
     times = candidates[chosen]
     raw_samples = np.round(times * sfreq).astype(np.int64)
@@ -282,6 +284,7 @@ def find_volume_onsets(descriptions: np.ndarray, onsets: np.ndarray, *, sfreq: f
         spacing_s = float(np.median(np.diff(times)))
         tr = spacing_s
     samples, repairs = repair_markers(raw_samples, sfreq, tr, path=path)
+    first = 0
     if n_volumes is not None and samples.size != n_volumes:
         extra = samples.size - n_volumes
         if extra > 0 and extra == discarded_by_scanner:
@@ -289,14 +292,56 @@ def find_volume_onsets(descriptions: np.ndarray, onsets: np.ndarray, *, sfreq: f
             repairs.append(f"dropped the first {extra} volume marker(s): volumes discarded by the "
                            "scanner (NumberOfVolumesDiscardedByScanner)")
             log.info("%s: %s", path or "EEG", repairs[-1])
-        else:
+        elif extra > 0:
             raise DataError(f"found {samples.size} volume markers {chosen!r} (after repair) but "
                             f"the BOLD run has {n_volumes} volumes", path)
-    end = samples[-1] + tr * sfreq
-    if end > n_times + 0.5:
-        raise DataError(f"EEG ends {(end - n_times) / sfreq:.2f} s before the end of the last BOLD "
-                        "volume (EEG shorter than the BOLD run)", path)
-    return VolumeOnsets(samples, sfreq, "markers", chosen, repairs)
+        else:
+            first = partial_first_volume(samples, n_times, samples_per_tr=tr * sfreq,
+                                         n_volumes=n_volumes, marker=chosen, path=path)
+            repairs.append(f"the EEG holds the markers of volumes {first}-"
+                           f"{first + samples.size - 1} of {n_volumes}")
+            log.warning("%s: %s", path or "EEG", repairs[-1])
+    return VolumeOnsets(samples, sfreq, "markers", chosen, repairs, first_volume=first)
+
+
+def partial_first_volume(samples: np.ndarray, n_times: int, *, samples_per_tr: float,
+                         n_volumes: int, marker: str | None = None,
+                         path: str | os.PathLike | None = None) -> int:
+    """The BOLD volume of the first marker when the EEG holds fewer markers than volumes.
+
+    A marker one TR before the first one would lie before the recording's first sample when the
+    recording starts inside the BOLD run (an export segmented from a block marker); a marker one
+    TR after the last one would lie past its end when the recording stops inside the run. Exactly
+    one of the two must hold: the markers are then the last, or the first, volumes of the run.
+
+    Parameters
+    ----------
+    samples
+        Repaired marker onsets (samples from the first sample of the recording).
+    n_times
+        Length of the recording in samples.
+    samples_per_tr
+        RepetitionTime in samples.
+    n_volumes
+        Volumes of the BOLD run (more than ``samples.size``).
+    marker, path
+        Named in the error.
+
+    Raises
+    ------
+    DataError
+        When both or neither end of the recording lies inside the run: which volumes the markers
+        belong to is then unknown.
+    """
+    starts_inside = samples[0] - samples_per_tr < 0
+    ends_inside = samples[-1] + samples_per_tr >= n_times
+    if starts_inside != ends_inside:
+        return n_volumes - samples.size if starts_inside else 0
+    where = ("starts and ends inside the BOLD run" if starts_inside else
+             "has room for the missing markers before and after them")
+    raise DataError(f"found {samples.size} volume markers {marker!r} (after repair) but the BOLD "
+                    f"run has {n_volumes} volumes, and the recording {where}: which volumes they "
+                    "belong to is unknown", path)
 
 
 def find_volume_onsets_raw(raw, **kwargs) -> VolumeOnsets:

@@ -38,6 +38,7 @@ class _CleanEEGOutput(TraitedSpec):
     out_fif = File(exists=True, desc="cleaned, filtered, resampled EEG with volume annotations")
     out_report = File(exists=True, desc="JSON: what every stage did")
     repetition_time = traits.Float(desc="TR used (from BOLD, or marker spacing for EEG-only)")
+    first_volume = traits.Int(desc="BOLD volume of the first volume annotation (partial coverage)")
 
 
 class CleanEEG(SimpleInterface):
@@ -63,13 +64,17 @@ class CleanEEG(SimpleInterface):
         res.raw.save(out, overwrite=True, verbose=False)
         rep = Path(runtime.cwd) / "clean_report.json"
         rep.write_text(json.dumps(res.provenance, indent=2))
-        self._results.update(out_fif=str(out), out_report=str(rep), repetition_time=res.tr)
+        self._results.update(out_fif=str(out), out_report=str(rep), repetition_time=res.tr,
+                             first_volume=res.first_volume)
         return runtime
 
 
 class _SpectralInput(BaseInterfaceInputSpec):
     in_fif = File(exists=True, mandatory=True)
     repetition_time = traits.Float(mandatory=True)
+    first_volume = traits.Int(0, usedefault=True, desc="BOLD volume of the first volume annotation")
+    n_volumes = traits.Either(None, traits.Int, default=None, usedefault=True,
+                              desc="volumes of the BOLD run (None: EEG-only)")
     options = traits.Dict(traits.Str, traits.Any, mandatory=True)
 
 
@@ -94,7 +99,9 @@ class EEGSpectral(SimpleInterface):
 
         opts = _options(dict(self.inputs.options))
         raw = mne.io.read_raw_fif(self.inputs.in_fif, preload=True, verbose=False)
-        res = spectral_features(raw, volume_onsets_from_raw(raw), self.inputs.repetition_time, opts)
+        res = spectral_features(raw, volume_onsets_from_raw(raw), self.inputs.repetition_time, opts,
+                                first_volume=self.inputs.first_volume,
+                                n_volumes=self.inputs.n_volumes)
         h5 = Path(runtime.cwd) / "spectrogram.h5"
         tsv = Path(runtime.cwd) / "bandpower.tsv"
         self._results.update(out_h5=str(h5), h5_metadata=write_spectrogram_h5(h5, res, opts.stft_scale),

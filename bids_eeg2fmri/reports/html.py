@@ -499,6 +499,11 @@ def _eeg_facts(sec: RunSection, meta: Mapping[str, Any]) -> None:
         if meta["VolumeOnsetSource"] != "markers":
             sec.warnings.append(f"volume onsets not from scanner markers "
                                 f"({meta['VolumeOnsetSource']})")
+    cov = meta.get("EEGCoverage") or {}
+    if cov.get("CoveredRange"):
+        lo, hi = cov["CoveredRange"]
+        sec.facts.append(("EEG coverage", f"{cov['CoveredVolumes']} of {cov['BOLDVolumes']} "
+                                          f"volumes ({lo}-{hi})"))
     for rep in meta.get("VolumeMarkerRepairs") or []:
         text = rep if isinstance(rep, str) else json.dumps(rep)
         sec.warnings.append(f"volume marker repair: {text}")

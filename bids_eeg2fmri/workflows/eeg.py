@@ -72,7 +72,8 @@ def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
         eeg_derivatives=None if derivs is None else str(derivs),
         bids_dir=None if config.execution.bids_dir is None else str(config.execution.bids_dir)),
         name="clean_eeg")
-    spectral = pe.Node(EEGSpectral(options=options), name="eeg_spectral")
+    spectral = pe.Node(EEGSpectral(options=options, n_volumes=None if n_vol is None else int(n_vol)),
+                       name="eeg_spectral")
     meta_fif = pe.Node(EEGSidecar(), name="meta_preproc")
     meta_h5 = pe.Node(EEGSidecar(keep=["Sources", "VolumeOnsetSource", "VolumeMarker",
                                        "GradientCorrection", "BCGCorrection", "Filter",
@@ -90,7 +91,8 @@ def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
 
     wf.connect([
         (inputnode, clean, [("eeg_file", "eeg_file")]),
-        (clean, spectral, [("out_fif", "in_fif"), ("repetition_time", "repetition_time")]),
+        (clean, spectral, [("out_fif", "in_fif"), ("repetition_time", "repetition_time"),
+                           ("first_volume", "first_volume")]),
         (clean, meta_fif, [("out_report", "report")]),
         (clean, meta_h5, [("out_report", "report")]),
         (clean, meta_tsv, [("out_report", "report")]),
