@@ -172,11 +172,12 @@ def test_eeg_derivatives_are_matched_and_artifact_steps_default_off(eeglab_bids,
     assert res.provenance["GradientCorrection"]["method"] == "none"
     assert res.provenance["GradientCorrection"]["detected"] is None  # not even measured
     assert "eeg-derivatives" in res.provenance["ArtifactCorrectionNote"]
-    # a run missing from the derivatives is refused, naming the folder
+    # a run missing from the derivatives falls back to its raw EEG (None)
     other = tmp_path / "sub-02_task-rest_eeg.set"
-    with pytest.raises(DataError, match="no EEG in --eeg-derivatives matches") as exc:
-        eeg_io.find_derivative_eeg(other, deriv)
-    assert str(deriv) in str(exc.value)
+    assert eeg_io.find_derivative_eeg(other, deriv) is None
+    with pytest.raises(DataError, match="--eeg-derivatives folder does not exist") as exc:
+        eeg_io.find_derivative_eeg(other, tmp_path / "nowhere")
+    assert str(tmp_path / "nowhere") in str(exc.value)
 
 
 def test_segmented_export_keeps_the_covered_volumes_and_says_so(eeglab_bids, tmp_path):

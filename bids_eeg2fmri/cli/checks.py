@@ -90,3 +90,41 @@ def check_work_dir(work_dir: Path | None, bids_dir: Path) -> Path:
         raise UsageError("work folder must not be inside the input dataset", path)
     ensure_writable(path)
     return path
+
+
+def check_input_folder(value: Path | None, option: str) -> Path | None:
+    """An input folder option made absolute against the current directory, and checked.
+
+    Raises
+    ------
+    UserError
+        Exit 66 when it does not exist; :class:`UsageError` (exit 64) when it is not a folder.
+    """
+    if value is None:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.exists():
+        raise UserError(f"{option} folder does not exist", ExitCode.NO_INPUT, path)
+    if not path.is_dir():
+        raise UsageError(f"{option} must be a folder", path)
+    return path
+
+
+def check_path_options(config) -> None:
+    """Resolve every path option against the current directory and check the inputs, at start-up.
+
+    Relative paths mean what they mean in the user's shell, never relative to the dataset; input
+    folders must exist before any processing starts (exit 66), files where folders are expected
+    are usage errors (exit 64).
+    """
+    ex = config.execution
+    ee = config.eeg
+    ee.eeg_derivatives = check_input_folder(ee.eeg_derivatives, "--eeg-derivatives")
+    if ex.bids_filter_file is not None:
+        path = Path(ex.bids_filter_file).expanduser().resolve()
+        if not path.is_file():
+            raise UserError("--bids-filter-file does not exist", ExitCode.NO_INPUT, path)
+        ex.bids_filter_file = path
+    for name in ("bids_database_dir", "model_dir"):
+        if getattr(ex, name) is not None:
+            setattr(ex, name, Path(getattr(ex, name)).expanduser().resolve())

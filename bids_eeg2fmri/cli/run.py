@@ -8,6 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from ..bids.eegderivatives import check_eeg_derivatives
 from ..bids.derivatives import atomic_write_text, remove_stale_temporaries, write_dataset_description
 from ..bids.layout import collect_participants, format_plan, load_filters, load_layout
 from ..bids.validate import validate_input
@@ -15,7 +16,7 @@ from ..config import Config
 from ..errors import ExitCode, UserError
 from ..reports.html import write_participant_report
 from ..reports.methods import stages_from_config, update_citation
-from .checks import check_bids_dir, check_output_dir, check_work_dir
+from .checks import check_bids_dir, check_output_dir, check_path_options, check_work_dir
 from .execute import execute
 from .parser import PROG, parse_args
 
@@ -90,6 +91,7 @@ def run(config: Config) -> ExitCode:
     ex.bids_dir = check_bids_dir(ex.bids_dir)
     ex.output_dir = check_output_dir(ex.output_dir, ex.bids_dir)
     ex.work_dir = check_work_dir(ex.work_dir, ex.bids_dir)
+    check_path_options(config)
     if ex.analysis_level == "participant":
         return run_participant(config)
     return run_group(config)
@@ -106,6 +108,9 @@ def run_participant(config: Config) -> ExitCode:
                                  session_label=ex.session_label, task_label=ex.task_label,
                                  filters=load_filters(ex.bids_filter_file))
     print(format_plan(plans), flush=True)
+    if config.eeg.eeg_derivatives is not None:
+        check_eeg_derivatives(config.eeg.eeg_derivatives,
+                              [p.eeg.path for plan in plans for p in plan.pairs if p.eeg])
     # Only the selected participants' folders: SLURM array tasks of other participants may be
     # writing their own temporaries into the same output folder right now.
     for plan in plans:

@@ -7,6 +7,7 @@ annotations from ``events.tsv`` — all of which the later stages rely on.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -14,12 +15,11 @@ from pathlib import Path
 import mne
 import numpy as np
 
-from ..bids.derivatives import parse_entities
+from ..bids.eegderivatives import is_bids_eeg_name, match_corrected_eeg
 from ..errors import DataError
+from .exports import read_export
 
-EEG_EXTENSIONS = (".vhdr", ".edf", ".bdf", ".set", ".fif")
-# Entities that identify the acquisition; a derivative must agree on all of those the raw has.
-MATCH_ENTITIES = ("sub", "ses", "task", "acq", "run")
+log = logging.getLogger("bids_eeg2fmri.eeg")
 
 
 def read_eeg(path: str | os.PathLike) -> mne.io.BaseRaw:
@@ -45,6 +45,8 @@ def read_eeg(path: str | os.PathLike) -> mne.io.BaseRaw:
     path = Path(path)
     if not path.exists():
         raise DataError("EEG file does not exist", path)
+    if not is_bids_eeg_name(path):  # a corrected export named by its pipeline (--eeg-derivatives)
+        return _checked(read_export(path), path)
     try:
         bids_path = get_bids_path_from_fname(path, check=False, verbose=False)
         with mne.utils.use_log_level("ERROR"):
@@ -57,6 +59,11 @@ def read_eeg(path: str | os.PathLike) -> mne.io.BaseRaw:
         raise
     except Exception as exc:  # readers raise many types for malformed files
         raise DataError(f"cannot read EEG: {type(exc).__name__}: {exc}", path) from None
+    return _checked(raw, path)
+
+
+def _checked(raw: mne.io.BaseRaw, path: Path) -> mne.io.BaseRaw:
+    """``raw`` unless it is empty, has no EEG channel or holds non-finite samples."""
     if raw.n_times < 2:
         raise DataError("EEG recording holds no samples", path)
     if not mne.pick_types(raw.info, eeg=True, exclude=()).size:
@@ -68,46 +75,35 @@ def read_eeg(path: str | os.PathLike) -> mne.io.BaseRaw:
 
 
 def find_derivative_eeg(source: str | os.PathLike, derivatives: str | os.PathLike,
-                        bids_dir: str | os.PathLike | None = None) -> Path:
-    """Find the EEG file in a derivatives folder that matches a raw EEG file's entities.
+                        bids_dir: str | os.PathLike | None = None) -> Path | None:
+    """The corrected export of a raw EEG run in ``--eeg-derivatives``, or ``None`` (warned).
 
     Parameters
     ----------
     source
         The raw ``*_eeg.<ext>`` file of the run.
     derivatives
-        ``--eeg-derivatives``: a folder (absolute, or relative to ``bids_dir``) holding cleaned EEG
-        in a BIDS-like tree (``sub-XX/[ses-YY/]eeg/*_eeg.<ext>``), e.g. BrainVision Analyzer exports.
+        ``--eeg-derivatives``, already made absolute at start-up (see
+        :mod:`bids_eeg2fmri.bids.eegderivatives` for the layouts it finds).
     bids_dir
-        The raw dataset, to resolve a relative ``derivatives``.
+        Unused; kept for callers that pass it.
 
     Returns
     -------
-    pathlib.Path
-        The single matching file.
+    pathlib.Path or None
+        The single matching file; ``None`` when the run has no usable export and falls back to its
+        raw EEG.
 
     Raises
     ------
     DataError
-        When no file, or more than one, matches.
+        When the folder is missing or several files match.
     """
     folder = Path(derivatives)
-    if not folder.is_absolute() and bids_dir is not None and not folder.exists():
-        folder = Path(bids_dir) / folder
     if not folder.is_dir():
         raise DataError("--eeg-derivatives folder does not exist", folder)
-    want = {k: v for k, v in parse_entities(source).items() if k in MATCH_ENTITIES}
-    hits = []
-    for ext in EEG_EXTENSIONS:
-        for cand in folder.rglob(f"sub-{want['sub']}*_eeg{ext}"):
-            ents = parse_entities(cand)
-            if all(ents.get(k) == v for k, v in want.items()) and \
-                    all(k in want for k in MATCH_ENTITIES if k in ents):
-                hits.append(cand)
-    if not hits:
-        raise DataError(f"no EEG in --eeg-derivatives matches {Path(source).name}", folder)
-    if len(hits) > 1:
-        names = ", ".join(sorted(h.name for h in hits))
-        raise DataError(f"several EEG files in --eeg-derivatives match {Path(source).name}: "
-                        f"{names}", folder)
-    return hits[0]
+    match = match_corrected_eeg(source, folder)
+    if match.path is None:
+        log.warning("%s: %s in --eeg-derivatives %s; using the raw EEG with this app's own "
+                    "gradient/BCG correction", Path(source).name, match.reason, folder)
+    return match.path

@@ -24,9 +24,10 @@ def _options(d: dict):
 class _CleanEEGInput(BaseInterfaceInputSpec):
     eeg_file = File(exists=True, mandatory=True, desc="raw BIDS EEG recording")
     bids_dir = traits.Either(None, traits.Directory, default=None, usedefault=True,
-                             desc="raw dataset root (resolves a relative eeg_derivatives)")
+                             desc="raw dataset root")
     eeg_derivatives = traits.Either(None, traits.Str, default=None, usedefault=True,
-                                    desc="folder of already-corrected EEG (--eeg-derivatives)")
+                                    desc="folder of already-corrected EEG (--eeg-derivatives, "
+                                         "absolute)")
     repetition_time = traits.Either(None, traits.Float, default=None, usedefault=True)
     n_volumes = traits.Either(None, traits.Int, default=None, usedefault=True)
     discarded_by_scanner = traits.Int(0, usedefault=True)
@@ -55,11 +56,16 @@ class CleanEEG(SimpleInterface):
         path = Path(i.eeg_file)
         is_derivative = False
         if i.eeg_derivatives:
-            path = find_derivative_eeg(i.eeg_file, i.eeg_derivatives, i.bids_dir)
-            is_derivative = True
+            # None: no usable export for this run; its raw EEG is corrected here (warned)
+            path = find_derivative_eeg(i.eeg_file, i.eeg_derivatives) or path
+            is_derivative = path != Path(i.eeg_file)
         res = clean_eeg(path, _options(dict(i.options)), tr=i.repetition_time,
                         n_volumes=i.n_volumes, discarded_by_scanner=i.discarded_by_scanner,
                         line_freq=i.line_freq, is_derivative=is_derivative)
+        if i.eeg_derivatives and not is_derivative:
+            res.provenance["ArtifactCorrectionNote"] = (
+                "no corrected export of this run in --eeg-derivatives: its raw EEG was corrected "
+                "by this app")
         out = Path(runtime.cwd) / "clean_eeg.fif"
         res.raw.save(out, overwrite=True, verbose=False)
         rep = Path(runtime.cwd) / "clean_report.json"
