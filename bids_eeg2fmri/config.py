@@ -110,6 +110,7 @@ class GroupConfig:
     horizon_trs: int = 5
     weight_decay: float = 0.01
     eeg_features: str = "spectrogram"
+    eeg_channels: str = "common"
     fmri_input: str = "regions"
     pca_components: int = 20
     single_region: bool = False
@@ -241,6 +242,7 @@ class Config:
         _choice("group.single_region_test", gr.single_region_test, ("ttest", "permutation"))
         _choice("group.fmri_input", gr.fmri_input, ("regions", "pca"))
         _choice("group.eeg_features", gr.eeg_features, ("spectrogram", "bands"))
+        _choice("group.eeg_channels", gr.eeg_channels, ("common", "interpolate"))
         if gr.pca_components < 1:
             raise UsageError(f"group.pca_components must be >= 1, got {gr.pca_components}")
         if gr.single_region and gr.fmri_input == "pca":

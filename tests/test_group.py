@@ -320,7 +320,8 @@ def test_channel_mismatch_exits_65(group_run, applied, tmp_path):
         apply_models(config, [ParticipantPlan(EEG_ONLY, [])])
     assert exc.value.code == 65
     line = exc.value.oneline()
-    assert "channels differ" in line and h5.name in line and "\n" not in line
+    assert f"lacks 1 channel(s) of the model's montage: {names[0]}" in line
+    assert h5.name in line and "\n" not in line
 
 
 def test_outputs_validate_and_are_indexed(group_run, applied):
@@ -358,8 +359,9 @@ def test_input_tree_unchanged(group_run, applied):
           f"group level {group_run['group_s']:.0f} s")
 
 
-def test_inconsistent_derivatives_exit_65(group_run, tmp_path):
-    """Runs whose spectrograms have different channels cannot be pooled: exit 65 naming the file."""
+def test_different_montages_are_conformed_and_inconsistent_spectra_exit_65(group_run, tmp_path):
+    """Channels in another order are reordered, a renamed channel is dropped (common) and listed
+    in the card's Montage block; spectrograms of other frequencies exit 65 naming the file."""
     from bids_eeg2fmri.group.collect import collect, find_runs
 
     copy = tmp_path / "out"
@@ -368,10 +370,26 @@ def test_inconsistent_derivatives_exit_65(group_run, tmp_path):
     h5 = copy / "sub-02/eeg/sub-02_task-rest_run-1_desc-stft_spectrogram.h5"
     with h5py.File(h5, "r+") as fh:
         names = [c.decode() for c in fh["channels"][:]]
+        rows = fh["volume_indices"][:]
+        values = fh["spectrogram"][:]
         del fh["channels"]
         fh["channels"] = np.array(names[::-1], dtype="S")
+    data = collect(find_runs(copy), "eeg2fmri", regions=REGIONS, cache_dir=tmp_path / "cache")
+    run = next(r for r in data.runs if r.subject == "02")
+    assert data.spec.channels == names
+    np.testing.assert_array_equal(run.eeg[rows, 0], values[:, -1])  # labelled names[0] now
+    with h5py.File(h5, "r+") as fh:
+        del fh["channels"]
+        fh["channels"] = np.array(["Xx"] + names[1:], dtype="S")
+    data = collect(find_runs(copy), "eeg2fmri", regions=REGIONS, cache_dir=tmp_path / "cache2")
+    card = data.describe()["Montage"]
+    assert card["Mode"] == "common" and card["Channels"] == names[1:]
+    assert card["DroppedPerRun"]["sub-02_task-rest_run-1"] == ["Xx"]
+    assert card["DroppedPerRun"]["sub-01_task-rest_run-1"] == [names[0]]
+    with h5py.File(h5, "r+") as fh:
+        fh["frequencies"][...] = fh["frequencies"][:] * 2
     with pytest.raises(DataError) as exc:
-        collect(find_runs(copy), "eeg2fmri", regions=REGIONS, cache_dir=tmp_path / "cache")
+        collect(find_runs(copy), "eeg2fmri", regions=REGIONS, cache_dir=tmp_path / "cache3")
     assert exc.value.code == 65 and h5.name in exc.value.oneline()
     assert "differs from the other runs" in exc.value.oneline()
 

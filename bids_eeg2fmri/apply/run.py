@@ -38,6 +38,7 @@ from ..bids.derivatives import atomic_path, build_path, write_sidecar
 from ..bids.layout import ParticipantPlan
 from ..config import Config
 from ..data.bandpool import band_spec, pool_bands
+from ..data.montage import conform_to_model
 from ..data.readers import read_spectrogram
 from ..data.regions import RegionLabels, region_timeseries
 from ..data.windows import DataSpec, RunArrays, index_samples
@@ -116,6 +117,7 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: Any, card: dict[str, A
                             "sidecar", path=sidecar_of(run.spectrogram))
         tr, tr_source = float(tr), "EEG volume markers (spectrogram sidecar)"
     eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, offset)
+    eeg, channels = conform_to_model(eeg, channels, ms.channels, card, run.spectrogram)
     given = DataSpec(channels, freqs, eeg.shape[3], tr, ms.target, ms.n_targets, mask=ms.mask,
                      affine=ms.affine, region_names=ms.region_names)
     if ms.eeg_bands is not None:
@@ -202,6 +204,7 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: Any, card: dict
     n, tr = regions.shape[0], repetition_time(series)
     if run.spectrogram is not None:
         eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, discarded_volumes(series))
+        eeg, channels = conform_to_model(eeg, channels, ms.channels, card, run.spectrogram)
         _check(ms, DataSpec(channels, freqs, eeg.shape[3], tr, "regions", ms.n_targets,
                             region_names=ms.region_names), run.spectrogram)
     else:

@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eeg-features", dest="eeg_features", choices=("spectrogram", "bands"),
                    help="EEG→fMRI input: every STFT bin and frame (default), or the mean log "
                         "power of each EEG band ([eeg] bands) per channel and TR")
+    g.add_argument("--eeg-channels", dest="eeg_channels", choices=("common", "interpolate"),
+                   help="runs recorded with different caps: train on the channels all runs "
+                        "share (default), or interpolate missing channels (spherical splines)")
     g.add_argument("--fmri-input", dest="fmri_input", choices=("regions", "pca"),
                    help="fMRI→EEG input: GM parts of atlas regions + non-GM (default), or "
                         "principal components of the model-grid voxels fitted on each fold's "

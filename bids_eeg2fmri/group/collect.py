@@ -38,6 +38,7 @@ from ..bids.derivatives import SOURCE_ENTITIES, atomic_path, parse_entities
 from ..errors import DataError, ExitCode, UsageError, UserError
 from ..fmri.io import write_masked_series
 from ..fmri.model_ready import model_ready
+from ..data.montage import Montage, conform, montage_for_runs
 from ..data.readers import load_run, read_spectrogram
 from ..data.regions import NON_GM, gm_region_labels
 from ..data.windows import DataSpec, RunArrays
@@ -255,6 +256,7 @@ class GroupData:
     resolution: int
     atlas: str | None
     fmri_input: str = "regions"
+    montage: Montage | None = None
 
     @property
     def subjects(self) -> list[str]:
@@ -270,6 +272,7 @@ class GroupData:
             "Target" if self.direction == "eeg2fmri" else "Input":
                 self.spec.target if self.direction == "eeg2fmri" else self.fmri_input,
             "Atlas": self.atlas, "Regions": self.region_names,
+            "Montage": None if self.montage is None else self.montage.describe(),
             "Grid": {"Space": SPACE, "Resolution": f"{self.resolution} mm",
                      "Shape": list(self.grid_shape), "Affine": np.asarray(self.affine).tolist(),
                      "Voxels": int(self.spec.mask.sum()) if self.spec.mask is not None else None}}
@@ -313,7 +316,7 @@ def _region_subset(labels: np.ndarray, names: list[str], keep: Sequence[str],
 def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: str = "regions",
             atlas: str = "harvard-oxford", regions: Sequence[str] = (), cache_dir: Path,
             expected_eeg: Callable[[RunFiles], np.ndarray | None] | None = None,
-            fmri_input: str = "regions") -> GroupData:
+            fmri_input: str = "regions", eeg_channels: str = "common") -> GroupData:
     """Paired runs as :class:`RunArrays` for ``direction`` (see the module docstring).
 
     Parameters
@@ -338,6 +341,9 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
     expected_eeg
         Returns a run's noiseless spectrogram (the file's shape; simulated data) or None; kept
         as ``RunArrays.eeg_truth`` when every run has one, for the fMRI→EEG noise ceiling.
+    eeg_channels
+        Runs with different channels: keep the ``common`` ones or ``interpolate`` the missing
+        ones (:mod:`~bids_eeg2fmri.data.montage`).
 
     Raises
     ------
@@ -385,11 +391,15 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
                 nib.save(nib.Nifti1Image(common.astype(np.uint8), affine), tmp)
     runs, spec0 = [], None
     offsets = [discarded_volumes(bold) for bold in series]
+    montage, positions = montage_for_runs({f.key: f.spectrogram for f in paired}, eeg_channels)
     for f, bold, offset in zip(paired, series, offsets):
         run, spec = load_run(f.spectrogram, bold, subject=f.subject, run=f.run_label,
                              mask=mask_path, atlas_labels=labels, confounds=f.confounds,
                              tr=repetition_time(bold), volume_offset=offset,
                              cache_dir=cache_dir / "arrays")
+        run.eeg = conform(run.eeg, spec.channels, montage, positions=positions,
+                          interpolate=True, path=f.spectrogram)
+        spec.channels = list(montage.channels)
         if names is not None:
             spec.region_names = list(names)
         if spec0 is None:
@@ -404,8 +414,10 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
     truths = [expected_eeg(f) for f in paired] if expected_eeg is not None else []
     if truths and all(t is not None for t in truths):
         for f, run, offset, t in zip(paired, runs, offsets, truths):
-            run.eeg_truth = read_spectrogram(f.spectrogram, run.n_volumes, offset, values=t)[0]
+            truth, _, chans, _ = read_spectrogram(f.spectrogram, run.n_volumes, offset, values=t)
+            run.eeg_truth = conform(truth, chans, montage, positions=positions, interpolate=True,
+                                    path=f.spectrogram)
     uses_atlas = not pca and (direction == "fmri2eeg" or target == "regions")
     return GroupData(direction, runs, spec0, list(paired), tuple(common.shape), affine, labels,
                      names, res, atlas if uses_atlas else None,
-                     fmri_input if direction == "fmri2eeg" else "regions")
+                     fmri_input if direction == "fmri2eeg" else "regions", montage)

@@ -466,7 +466,8 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
                                       target=gr.target, atlas=gr.atlas, regions=gr.regions,
                                       cache_dir=work / "data",
                                       expected_eeg=expected_eeg(truths) if direction == "fmri2eeg"
-                                      and truths else None, fmri_input=gr.fmri_input)
+                                      and truths else None, fmri_input=gr.fmri_input,
+                                      eeg_channels=gr.eeg_channels)
         check_subjects(datasets[direction], gr.cv, gr.cv_folds)
     sr_regions = check_single_region(config, datasets["fmri2eeg"]) if gr.single_region else []
     if gr.eeg_features == "bands" and "eeg2fmri" in datasets:
