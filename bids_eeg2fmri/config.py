@@ -51,6 +51,7 @@ class ExecutionConfig:
 class FMRIConfig:
     """fMRI preprocessing options (participant level)."""
 
+    fmri_derivatives: Path | None = None
     dummy_scans: int | None = None
     slice_time_ref: float = 0.5
     registration: str = "syn"

@@ -53,20 +53,21 @@ def is_bids_eeg_name(path: str | os.PathLike) -> bool:
     return bool(_BIDS_EEG_NAME.match(Path(path).name))
 
 
-def _same(key: str, a: str, b: str) -> bool:
-    # run-01 and run-1 are the same run (BIDS run is an index)
+def same_entity(key: str, a: str, b: str) -> bool:
+    """Equal entity values; ``run-01`` and ``run-1`` are the same run (BIDS run is an index)."""
     if key == "run" and a.isdigit() and b.isdigit():
         return int(a) == int(b)
     return a == b
 
 
-def _candidates(folder: Path) -> tuple[Path, ...]:
-    """Every recording file under ``folder`` (macOS ``._*`` and hidden files left out)."""
+def files_under(folder: Path, endings: tuple[str, ...] = RECORDING_EXTENSIONS) -> tuple[Path, ...]:
+    """Every file under ``folder`` whose name ends with one of ``endings`` (macOS ``._*`` and
+    hidden files and folders left out), in a stable order."""
     out = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.startswith(".") or not name.lower().endswith(RECORDING_EXTENSIONS):
+            if name.startswith(".") or not name.lower().endswith(endings):
                 continue
             out.append(Path(root) / name)
     return tuple(out)
@@ -108,7 +109,7 @@ def match_corrected_eeg(source: str | os.PathLike, folder: str | os.PathLike,
     want = {k: v for k, v in name_entities(source).items() if k in MATCH_ENTITIES}
     exact, partial = [], []
     raw_file = Path(source).resolve()
-    for cand in _candidates(folder):
+    for cand in files_under(folder):
         if cand.resolve() == raw_file:  # the folder may hold the raw dataset too
             continue
         ents = name_entities(cand, folder)
@@ -116,7 +117,7 @@ def match_corrected_eeg(source: str | os.PathLike, folder: str | os.PathLike,
             continue
         if any(k not in want for k in ents if k in MATCH_ENTITIES):
             continue
-        if not all(_same(k, ents[k], v) for k, v in want.items() if k in ents):
+        if not all(same_entity(k, ents[k], v) for k, v in want.items() if k in ents):
             continue
         (exact if all(k in ents for k in want) else partial).append((cand, ents))
     if len(exact) > 1:
@@ -133,7 +134,7 @@ def match_corrected_eeg(source: str | os.PathLike, folder: str | os.PathLike,
     lacking = [k for k in want if k not in ents]
     siblings = [p for p in (raw_runs if raw_runs is not None else
                             Path(source).parent.glob(f"*_eeg{Path(source).suffix}"))
-                if all(_same(k, name_entities(p).get(k, ""), v)
+                if all(same_entity(k, name_entities(p).get(k, ""), v)
                        for k, v in want.items() if k not in lacking)]
     if len(siblings) > 1:
         return Match(None, f"{cand.name} has no {'/'.join(k + '-' for k in lacking)} entity and "
@@ -163,7 +164,7 @@ def check_eeg_derivatives(folder: Path, sources: list[Path]) -> dict[Path, Path 
         Exit 66 when the folder holds no recording file at all, or none for any selected run;
         exit 65 (:class:`DataError`) when several exports match one run.
     """
-    if not _candidates(folder):
+    if not files_under(folder):
         raise UserError("--eeg-derivatives holds no EEG recording "
                         f"({', '.join(RECORDING_EXTENSIONS)})", ExitCode.NO_INPUT, folder)
     found = {}

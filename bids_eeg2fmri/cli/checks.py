@@ -120,6 +120,8 @@ def check_path_options(config) -> None:
     ex = config.execution
     ee = config.eeg
     ee.eeg_derivatives = check_input_folder(ee.eeg_derivatives, "--eeg-derivatives")
+    config.fmri.fmri_derivatives = check_input_folder(config.fmri.fmri_derivatives,
+                                                      "--fmri-derivatives")
     if ex.bids_filter_file is not None:
         path = Path(ex.bids_filter_file).expanduser().resolve()
         if not path.is_file():

@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fwhm", dest="fwhm", type=float, metavar="MM", help="spatial smoothing (0 = off)")
     g.add_argument("--high-pass", dest="high_pass", type=float, metavar="HZ",
                    help="temporal high-pass cut-off (0 = off)")
+    g.add_argument("--fmri-derivatives", dest="fmri_derivatives", type=Path, metavar="DIR",
+                   help="take preprocessed BOLD, brain masks and confounds from this fMRIPrep "
+                        "output folder instead of preprocessing the fMRI")
     g.add_argument("--model-ready", dest="model_ready", action="store_true",
                    help="also write desc-model_bold: masked, detrended, z-scored on --model-res")
     g.add_argument("--model-res", dest="model_res", type=int, choices=(1, 2, 3, 4), metavar="MM",

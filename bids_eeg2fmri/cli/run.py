@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 
 from ..bids.eegderivatives import check_eeg_derivatives
+from ..bids.fmriprep import check_fmri_derivatives
 from ..bids.derivatives import atomic_write_text, remove_stale_temporaries, write_dataset_description
 from ..bids.layout import collect_participants, format_plan, load_filters, load_layout
 from ..bids.validate import validate_input
@@ -111,6 +112,8 @@ def run_participant(config: Config) -> ExitCode:
     if config.eeg.eeg_derivatives is not None:
         check_eeg_derivatives(config.eeg.eeg_derivatives,
                               [p.eeg.path for plan in plans for p in plan.pairs if p.eeg])
+    fmriprep = None if config.fmri.fmri_derivatives is None else check_fmri_derivatives(
+        config.fmri.fmri_derivatives, [p.bold.path for plan in plans for p in plan.pairs if p.bold])
     # Only the selected participants' folders: SLURM array tasks of other participants may be
     # writing their own temporaries into the same output folder right now.
     for plan in plans:
@@ -121,7 +124,7 @@ def run_participant(config: Config) -> ExitCode:
         return ExitCode.OK
     from ..workflows.base import init_participant_wf
 
-    wf = init_participant_wf(config=config, plans=plans)
+    wf = init_participant_wf(config=config, plans=plans, fmriprep=fmriprep)
     code, failures = execute(wf, work_dir=ex.work_dir, crash_dir=ex.output_dir / "logs" / "crash",
                              nprocs=ex.nprocs, mem_gb=ex.mem_gb,
                              stop_on_first_crash=ex.stop_on_first_crash)

@@ -10,6 +10,7 @@ from nipype.pipeline import engine as pe
 from ..bids.layout import ParticipantPlan, RunPair
 from .eeg import init_eeg_preproc_wf
 from .fmri import init_fmri_preproc_wf
+from .fmriprep import init_fmriprep_import_wf
 
 
 def run_workflow_name(pair: RunPair, modality: str) -> str:
@@ -31,7 +32,8 @@ def eeg_metadata(pair: RunPair) -> dict[str, Any]:
 
 
 def init_participant_wf(*, config, plans: list[ParticipantPlan],
-                        name: str = "bids_eeg2fmri_participant_wf") -> pe.Workflow:
+                        name: str = "bids_eeg2fmri_participant_wf",
+                        fmriprep: dict | None = None) -> pe.Workflow:
     """Build the participant-level workflow for every selected run.
 
     Parameters
@@ -42,6 +44,9 @@ def init_participant_wf(*, config, plans: list[ParticipantPlan],
         Selected participants and their runs (from ``bids.layout.collect_participants``).
     name
         Name of the top-level workflow (its folder in the work dir).
+    fmriprep
+        Raw BOLD path → its :class:`~bids_eeg2fmri.bids.fmriprep.FMRIPrepRun` (``--fmri-derivatives``);
+        those runs take fMRIPrep's outputs instead of this app's fMRI preprocessing.
 
     Returns
     -------
@@ -52,7 +57,13 @@ def init_participant_wf(*, config, plans: list[ParticipantPlan],
     for plan in plans:
         t1w = str(plan.t1w[0]) if plan.t1w else None
         for pair in plan.pairs:
-            if pair.bold is not None:
+            prepped = (fmriprep or {}).get(pair.bold.path) if pair.bold is not None else None
+            if prepped is not None:  # --fmri-derivatives: fMRIPrep's outputs replace ours
+                fmri = init_fmriprep_import_wf(config=config, files=prepped.as_dict(),
+                                               name=run_workflow_name(pair, "fmri"))
+                fmri.inputs.inputnode.bold_file = str(pair.bold.path)
+                wf.add_nodes([fmri])
+            elif pair.bold is not None:
                 fmri = init_fmri_preproc_wf(config=config, metadata=pair.bold.metadata,
                                             name=run_workflow_name(pair, "fmri"))
                 fmri.inputs.inputnode.bold_file = str(pair.bold.path)
