@@ -405,3 +405,36 @@ def test_model_card_json_has_no_non_finite_numbers():
     assert safe["Training"]["BestValLoss"] is None
     assert safe["Training"]["History"][0] == {"val": None, "train": 1.0}
     assert json.loads(json.dumps(safe, allow_nan=False, default=float))["r"] == 0.5
+
+
+def test_fmriprep_outputs_as_fmri_input_participant_and_group(group_run, tmp_path):
+    """fMRIPrep-shaped derivatives (2009c space, non-steady-state volumes kept and flagged, as
+    fMRIPrep leaves them) made from the simulated runs: participant level with
+    --fmri-derivatives, then the group level trains on them."""
+    from fmriprepdata import write_description, write_run
+
+    out = group_run["out"]
+    prep = tmp_path / "fmriprep"
+    write_description(prep)
+    for bold in sorted(out.glob("sub-*/func/*_space-MNI152NLin2009aSym_res-4_desc-preproc_bold.nii.gz")):
+        meta = json.loads(bold.with_name(bold.name.replace(".nii.gz", ".json")).read_text())
+        img = nib.load(bold)
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        d = int(meta["NumberOfVolumesDiscardedByUser"])
+        lead = np.repeat(data[..., :1] * 1.5, d, axis=3)  # brighter, as non-steady volumes are
+        mask = np.asarray(nib.load(str(bold).replace("desc-preproc_bold", "desc-brain_mask")).dataobj)
+        prefix = bold.name.split("_space-")[0]
+        write_run(prep, prefix, np.concatenate([lead, data], axis=3), img.affine,
+                  tr=meta["RepetitionTime"], task="rest", res=None, non_steady=d, mask=mask > 0)
+    bids, out2 = group_run["bids"], tmp_path / "out"
+    assert app([str(bids), str(out2), "participant", "-w", str(group_run["work"]),
+                "--skip-bids-validation", "--fmri-derivatives", str(prep), "--output-res", "4",
+                "--nprocs", "2"]) == 0
+    metas = [json.loads(p.read_text()) for p in
+             out2.glob("sub-*/func/*_space-MNI152NLin2009aSym_res-4_desc-preproc_bold.json")]
+    assert len(metas) == 3 and all(m["SourceSpace"] == "MNI152NLin2009cAsym" for m in metas)
+    assert not list(out2.glob("sub-*/func/*_xfm.*"))
+    assert app([str(bids), str(out2), "group", "-w", str(tmp_path / "work"), *GROUP_ARGS,
+                "--direction", "eeg2fmri", "--models", "ridge"]) == 0
+    card = json.loads((out2 / "models" / "eeg2fmri" / "ridge" / "model.json").read_text())
+    assert len(card["Data"]["Runs"]) == 3 and card["Data"]["Montage"]["Mode"] == "common"
