@@ -29,6 +29,7 @@ from . import masking
 from .io import series_header, write_masked_series
 from .model_ready import model_ready
 
+CHUNK_VOLUMES = 16
 _NON_STEADY = re.compile(r"^non_steady_state_outlier_?\d*$")
 
 
@@ -109,12 +110,13 @@ def import_fmriprep(files: dict[str, str | None], out_dir: str | os.PathLike, *,
     mask = np.asarray(mask_img.dataobj) > 0
     if not mask.any():
         raise DataError("brain mask does not overlap the MNI grid", mask_path)
-    data = np.asarray(img.dataobj, dtype=np.float32)[..., dummies:]
-    series = nib.Nifti1Image(data, img.affine)
-    fine = resample_img(series, target_affine=affine, target_shape=shape,
-                        interpolation="continuous", force_resample=True, copy_header=True)
-    values = np.asarray(fine.dataobj, dtype=np.float32)[mask]
-    del fine
+    values = np.empty((int(mask.sum()), n - dummies), dtype=np.float32)
+    for start in range(dummies, n, CHUNK_VOLUMES):
+        # A few volumes at a time: a 300-volume series at 2 mm is 1.3 GB in float32.
+        stop = min(start + CHUNK_VOLUMES, n)
+        part = resample_img(img.slicer[..., start:stop], target_affine=affine, target_shape=shape,
+                            interpolation="continuous", force_resample=True, copy_header=True)
+        values[:, start - dummies:stop - dummies] = np.asarray(part.dataobj, np.float32)[mask]
     values = masking.high_pass(masking.smooth_masked(values, mask, affine, fwhm), tr, high_pass)
     result: dict[str, Any] = {"preproc": out / "preproc_bold.nii.gz",
                               "mask": out / "brain_mask.nii.gz",
@@ -137,8 +139,10 @@ def import_fmriprep(files: dict[str, str | None], out_dir: str | os.PathLike, *,
         from ..group.collect import _downsample  # the group level's own masked box average
 
         mshape, maffine = template_grid(model_res)
+        data = np.asarray(img.dataobj, dtype=np.float32)[..., dummies:]
         coarse, cmask = _downsample(data, np.asarray(src_mask.dataobj) > 0, img.affine, mshape,
                                     maffine)
+        del data
         result["model"] = out / "model_bold.nii.gz"
         write_masked_series(result["model"], model_ready(coarse), cmask, maffine, tr)
     space = str(files.get("space"))
