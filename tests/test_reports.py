@@ -709,3 +709,17 @@ def test_participant_report_from_a_real_run(tmp_path):
     assert len(srcs) == 6
     for s in srcs:
         _check_svg(out / s)
+
+
+def test_participant_report_shows_partial_eeg_coverage(tmp_path):
+    eeg = tmp_path / "sub-09" / "eeg"
+    eeg.mkdir(parents=True)
+    (eeg / "sub-09_task-rest_desc-preproc_eeg.fif").write_bytes(b"")
+    (eeg / "sub-09_task-rest_desc-preproc_eeg.json").write_text(json.dumps({
+        "VolumeOnsetSource": "markers", "VolumeMarker": "R128",
+        "VolumeMarkerRepairs": ["the EEG holds the markers of volumes 13-109 of 110"],
+        "EEGCoverage": {"BOLDVolumes": 110, "CoveredVolumes": 97, "CoveredRange": [13, 109],
+                        "UncoveredVolumes": 13, "Fraction": 0.8818}}))
+    text = re.sub(r"\s+", " ", write_participant_report(tmp_path, "09").read_text())
+    assert "<th>EEG coverage</th><td>97 of 110 volumes (13-109)</td>" in text
+    assert "the EEG holds the markers of volumes 13-109 of 110" in text
