@@ -204,3 +204,48 @@ def test_a_non_bids_analyzer_export_is_read_and_used_uncorrected(tmp_path):
     assert res.provenance["GradientCorrection"]["method"] == "none"
     assert res.provenance["BCGCorrection"]["method"] == "none"
     assert "ECG" not in mne.pick_info(res.raw.info, mne.pick_types(res.raw.info, eeg=True)).ch_names
+
+
+def test_xp2_layout_segmented_exports_and_a_run_without_export(tmp_path, caplog):
+    """ds002338's shape end to end (EEG workflow): run-01 has an Analyzer export segmented from a
+    block marker (covers volumes 5-19 of 20), run-02 has none and falls back to its raw EEG."""
+    import h5py
+    import json
+
+    from bidsdata import synthetic_raw, write_eeg
+    from bids_eeg2fmri.workflows.eeg import init_eeg_preproc_wf
+
+    ds = tmp_path / "ds002338"
+    n_vol, tr = 20, 1.0
+    raws = [write_eeg(ds, "xp201", task="1dNF", run=r,
+                      raw=synthetic_raw(8, 250.0, duration=n_vol * tr + 4, tr=tr, n_volumes=n_vol,
+                                        seed=r)).with_suffix(".vhdr") for r in (1, 2)]
+    deriv = ds / "derivatives"
+    export = deriv / "sub-xp201" / "eeg_pp" / "d_sub-xp201_task-1dNF_run-01_eeg_pp.vhdr"
+    # markers at 2 s + k: the export starts 0.4 s before volume 5 and runs to the end
+    _analyzer_export(export, sfreq=200.0, n_vol=n_vol - 5, tr=tr, first=0.4)
+    with caplog.at_level(logging.WARNING, logger="bids_eeg2fmri.eeg"):
+        found = check_eeg_derivatives(deriv, raws)
+    assert found[raws[0]] == export and found[raws[1]] is None
+    out = tmp_path / "out"
+    config = Config.from_sources({"output_dir": str(out), "bids_dir": str(ds),
+                                  "eeg_derivatives": str(deriv), "eeg_sfreq": 100.0})
+    for run, raw in zip((1, 2), raws):
+        wf = init_eeg_preproc_wf(config=config, name=f"eeg_{run}",
+                                 metadata={"RepetitionTime": tr, "NumberOfVolumes": n_vol})
+        wf.base_dir = str(tmp_path / "work")
+        wf.inputs.inputnode.eeg_file = str(raw)
+        wf.run()
+    eeg_dir = out / "sub-xp201" / "eeg"
+    stem = "sub-xp201_task-1dNF_run-{}_desc-{}"
+    meta1 = json.loads((eeg_dir / (stem.format(1, "preproc") + "_eeg.json")).read_text())
+    assert meta1["EEGIsDerivative"] is True and meta1["Sources"] == [str(export)]
+    assert meta1["EEGCoverage"]["CoveredRange"] == [5, 19]
+    with h5py.File(eeg_dir / (stem.format(1, "stft") + "_spectrogram.h5")) as f:
+        np.testing.assert_array_equal(f["volume_indices"][()], np.arange(5, n_vol))
+        chans = [c.decode() if isinstance(c, bytes) else c for c in f["channels"][()]]
+    assert "ECG" not in chans and len(chans) == 6
+    meta2 = json.loads((eeg_dir / (stem.format(2, "preproc") + "_eeg.json")).read_text())
+    assert meta2["EEGIsDerivative"] is False
+    assert "no corrected export" in meta2["ArtifactCorrectionNote"]
+    assert meta2["EEGCoverage"]["CoveredVolumes"] == n_vol
