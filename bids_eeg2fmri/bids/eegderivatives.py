@@ -143,6 +143,12 @@ def match_corrected_eeg(source: str | os.PathLike, folder: str | os.PathLike,
     return Match(cand)
 
 
+def warn_fallback(source: str | os.PathLike, reason: str, folder: str | os.PathLike) -> None:
+    """Say that a run uses its raw EEG because ``--eeg-derivatives`` has no usable export."""
+    log.warning("%s: %s in --eeg-derivatives %s; using the raw EEG with this app's own "
+                "gradient/BCG correction", Path(source).name, reason, folder)
+
+
 def check_eeg_derivatives(folder: Path, sources: list[Path]) -> dict[Path, Path | None]:
     """Start-up check of ``--eeg-derivatives``: every run's export, before any processing.
 
@@ -172,8 +178,7 @@ def check_eeg_derivatives(folder: Path, sources: list[Path]) -> dict[Path, Path 
         m = match_corrected_eeg(src, folder, sources)
         found[src] = m.path
         if m.path is None:
-            log.warning("%s: %s in --eeg-derivatives %s; using the raw EEG with this app's own "
-                        "gradient/BCG correction", src.name, m.reason, folder)
+            warn_fallback(src, m.reason, folder)
     if sources and not any(found.values()):
         raise UserError("no corrected EEG in --eeg-derivatives matches any selected run (by "
                         "sub/ses/task/acq/run)", ExitCode.NO_INPUT, folder)

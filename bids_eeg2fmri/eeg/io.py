@@ -7,7 +7,6 @@ annotations from ``events.tsv`` — all of which the later stages rely on.
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from pathlib import Path
@@ -15,11 +14,9 @@ from pathlib import Path
 import mne
 import numpy as np
 
-from ..bids.eegderivatives import is_bids_eeg_name, match_corrected_eeg
+from ..bids.eegderivatives import is_bids_eeg_name, match_corrected_eeg, warn_fallback
 from ..errors import DataError
 from .exports import read_export
-
-log = logging.getLogger("bids_eeg2fmri.eeg")
 
 
 def read_eeg(path: str | os.PathLike) -> mne.io.BaseRaw:
@@ -74,8 +71,7 @@ def _checked(raw: mne.io.BaseRaw, path: Path) -> mne.io.BaseRaw:
     return raw
 
 
-def find_derivative_eeg(source: str | os.PathLike, derivatives: str | os.PathLike,
-                        bids_dir: str | os.PathLike | None = None) -> Path | None:
+def find_derivative_eeg(source: str | os.PathLike, derivatives: str | os.PathLike) -> Path | None:
     """The corrected export of a raw EEG run in ``--eeg-derivatives``, or ``None`` (warned).
 
     Parameters
@@ -85,8 +81,6 @@ def find_derivative_eeg(source: str | os.PathLike, derivatives: str | os.PathLik
     derivatives
         ``--eeg-derivatives``, already made absolute at start-up (see
         :mod:`bids_eeg2fmri.bids.eegderivatives` for the layouts it finds).
-    bids_dir
-        Unused; kept for callers that pass it.
 
     Returns
     -------
@@ -104,6 +98,5 @@ def find_derivative_eeg(source: str | os.PathLike, derivatives: str | os.PathLik
         raise DataError("--eeg-derivatives folder does not exist", folder)
     match = match_corrected_eeg(source, folder)
     if match.path is None:
-        log.warning("%s: %s in --eeg-derivatives %s; using the raw EEG with this app's own "
-                    "gradient/BCG correction", Path(source).name, match.reason, folder)
+        warn_fallback(source, match.reason, folder)
     return match.path
