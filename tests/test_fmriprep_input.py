@@ -126,6 +126,7 @@ def test_import_resamples_by_world_coordinates_and_drops_non_steady_volumes(tmp_
     assert bold.exists()
 
 
+@pytest.mark.slow
 def test_participant_level_takes_fmriprep_outputs(tmp_path, capsys):
     """The CLI with --fmri-derivatives writes our BOLD derivatives from fMRIPrep's files and
     skips head motion and registration."""
@@ -155,5 +156,7 @@ def test_participant_level_takes_fmriprep_outputs(tmp_path, capsys):
     assert meta["NumberOfVolumesDiscardedByUser"] == 1
     assert nib.load(func / f"{stem}_desc-preproc_bold.nii.gz").shape[3] == 11
     assert (out / "sub-01" / "eeg").is_dir()  # the EEG half ran as usual
-    # the report was written for this participant
+    # the report was written for this participant; the methods text credits fMRIPrep
     assert (out / "sub-01.html").exists()
+    citation = (out / "logs" / "CITATION.md").read_text()
+    assert "preprocessed with fMRIPrep" in citation and "Esteban O et al. (2019)" in citation

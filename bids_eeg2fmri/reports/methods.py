@@ -40,6 +40,8 @@ REFERENCES = {
                 "analysis. Psychometrika 30:179–185.",
     "gramfort2013": "Gramfort A et al. (2013) MEG and EEG data analysis with MNE-Python. "
                     "Frontiers in Neuroscience 7:267.",
+    "esteban2019": "Esteban O et al. (2019) fMRIPrep: a robust preprocessing pipeline for "
+                   "functional MRI. Nature Methods 16:111–116.",
 }
 
 
@@ -70,6 +72,8 @@ def fmri_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
     (mm), ``fwhm`` (mm, 0 = none), ``high_pass`` (Hz, 0 = none), ``model_ready`` (bool),
     ``model_res`` (mm). Missing keys take the defaults.
     """
+    if options.get("fmri_derivatives"):
+        return fmriprep_paragraph(options, versions)
     dummy = options.get("dummy_scans")
     dummy_txt = (f"the first {int(dummy)} volumes were discarded as dummy scans"
                  if dummy is not None else
@@ -111,6 +115,27 @@ def fmri_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
                  f"{options.get('model_res', 4)} mm series from which a second-order Legendre "
                  "trend was removed and each voxel was z-scored.")
     return text, ["power2012", "nichols2013", "avants2008", "fonov2011"]
+
+
+def fmriprep_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
+                       ) -> tuple[str, list[str]]:
+    """Methods text when fMRIPrep's outputs were the fMRI input (``--fmri-derivatives``)."""
+    dummy = options.get("dummy_scans")
+    res = options.get("output_res", 2)
+    text = (
+        "Functional data had been preprocessed with fMRIPrep (Esteban et al., 2019); its "
+        "preprocessed BOLD series in MNI space, brain masks and confounds were taken as input "
+        f"by bids_eeg2fmri {_v(versions, 'bids_eeg2fmri')} and resampled by world coordinates "
+        f"(nilearn {_v(versions, 'nilearn')}, third-order spline) onto a {res} mm "
+        "MNI152NLin2009aSym grid without a template-to-template transform. "
+        + (f"The first {int(dummy)} volumes were discarded as dummy scans."
+           if dummy is not None else
+           "The leading volumes fMRIPrep flagged as non-steady-state were discarded."))
+    if options.get("model_ready"):
+        text += (f" For modelling, a {options.get('model_res', 4)} mm series was derived by "
+                 "averaging within the brain mask, a second-order Legendre trend was removed and "
+                 "each voxel was z-scored.")
+    return text, ["esteban2019"]
 
 
 def eeg_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]) -> tuple[str, list[str]]:
