@@ -387,6 +387,24 @@ def test_different_montages_are_conformed_and_inconsistent_spectra_exit_65(group
     assert card["Mode"] == "common" and card["Channels"] == names[1:]
     assert card["DroppedPerRun"]["sub-02_task-rest_run-1"] == ["Xx"]
     assert card["DroppedPerRun"]["sub-01_task-rest_run-1"] == [names[0]]
+    # interpolate: a name without any position cannot be interpolated into the other runs
+    with pytest.raises(DataError, match="no position for EEG channel.*Xx") as exc:
+        collect(find_runs(copy), "eeg2fmri", regions=REGIONS, cache_dir=tmp_path / "cache2",
+                eeg_channels="interpolate")
+    assert exc.value.code == 65
+    # a standard position: sub-02 gets names[0] back, the others get Iz, all on one montage
+    assert "Iz" not in names
+    with h5py.File(h5, "r+") as fh:
+        del fh["channels"]
+        fh["channels"] = np.array(["Iz"] + names[1:], dtype="S")
+    data = collect(find_runs(copy), "eeg2fmri", regions=REGIONS, cache_dir=tmp_path / "cache2",
+                   eeg_channels="interpolate")
+    card = data.describe()["Montage"]
+    assert card["Mode"] == "interpolate" and data.spec.channels == names + ["Iz"]
+    assert card["InterpolatedPerRun"]["sub-02_task-rest_run-1"] == [names[0]]
+    assert card["InterpolatedPerRun"]["sub-01_task-rest_run-1"] == ["Iz"]
+    for run in data.runs:
+        assert run.eeg.shape[1] == len(names) + 1 and np.isfinite(run.eeg).all()
     with h5py.File(h5, "r+") as fh:
         fh["frequencies"][...] = fh["frequencies"][:] * 2
     with pytest.raises(DataError) as exc:
