@@ -362,8 +362,20 @@ def read_eeg_run(path: str | os.PathLike, layout=None) -> EEGRun:
     sfreq = meta.get("SamplingFrequency")
     if sfreq is not None and (not isinstance(sfreq, (int, float)) or sfreq <= 0):
         raise DataError(f"SamplingFrequency must be a positive number, got {sfreq!r}", path)
+    if sfreq is None and ext == ".vhdr":
+        sfreq = _brainvision_sfreq(path)  # no _eeg.json (ds003768): the header says it
     ents = layout.get_file(os.fspath(path)).get_entities() if layout is not None else {}
     return EEGRun(path, ents, EEG_FORMATS[ext], float(sfreq) if sfreq else None, meta)
+
+
+def _brainvision_sfreq(vhdr: Path) -> float | None:
+    """Sampling rate from a BrainVision header's ``SamplingInterval`` (microseconds)."""
+    text = vhdr.read_text(encoding="utf-8", errors="replace")
+    m = re.search(r"^SamplingInterval=([0-9.eE+-]+)\s*$", text, flags=re.MULTILINE)
+    try:
+        return 1e6 / float(m.group(1)) if m else None
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def _check_brainvision(vhdr: Path) -> None:
