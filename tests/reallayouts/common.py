@@ -160,9 +160,15 @@ def synth_eeg(n_eeg: int, n_times: int, sfreq: float, *, volume_samples: np.ndar
     Returns the ``(n_eeg [+1 ECG], n_times)`` data and the R-peak samples.
     """
     rng = np.random.default_rng(seed)
-    white = rng.standard_normal((n_eeg, n_times), dtype=np.float32)
-    b, a = signal.butter(1, 2.0 / (sfreq / 2))
-    data = (signal.lfilter(b, a, white, axis=1) * 15 + white * 2).astype(np.float32)
+    # Background drawn at a tenth of the rate and held (fixtures must build in seconds), plus a
+    # 10-s block of white amplifier noise repeated along the run.
+    dec = max(1, int(sfreq // 250))
+    low = rng.standard_normal((n_eeg, n_times // dec + 1), dtype=np.float32)
+    b, a = signal.butter(1, 2.0 / (sfreq / dec / 2))
+    data = np.repeat((signal.lfilter(b, a, low, axis=1) * 15).astype(np.float32), dec,
+                     axis=1)[:, :n_times]
+    block = rng.standard_normal((n_eeg, min(n_times, int(10 * sfreq) + 7)), dtype=np.float32)
+    data += np.tile(block * 2, (1, -(-n_times // block.shape[1])))[:, :n_times]
     t = np.arange(n_times, dtype=np.float32) / sfreq
     weights = rng.uniform(0.3, 1.0, (n_eeg, 1)).astype(np.float32)
     data += weights * 12 * np.sin(2 * np.pi * 10.0 * t + rng.uniform(0, 6.28))
@@ -246,6 +252,15 @@ def volume_markers(first: int, n: int, step: float, *, type_: str = "Response",
     """Sample of every volume trigger and the markers (one per volume)."""
     samples = np.round(first + np.arange(n) * step).astype(np.int64)
     return samples, [Marker(type_, description, int(s)) for s in samples]
+
+
+def recording(sz: Size, n_vol: int, tr: float, sfreq: float
+              ) -> tuple[int, int, np.ndarray, list[Marker]]:
+    """First volume sample, length, volume samples and ``Response/R128`` markers of a raw run."""
+    first = int(sz.lead * sfreq)
+    n_times = first + int((n_vol * tr + sz.tail) * sfreq)
+    samples, markers = volume_markers(first, n_vol, tr * sfreq)
+    return first, n_times, samples, markers
 
 
 def write_eeglab_epochs(path: Path, data_uv: np.ndarray, sfreq: float, ch_names: list[str],

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import (SIZES, Marker, copy_present, fill, read_files, seed_of, select, synth_eeg,
-                     volume_markers, write_bold, write_brainvision, write_eeglab_epochs)
+                     recording, write_bold, write_brainvision, write_eeglab_epochs)
 
 DS = "ds002158"
 SUBJECTS = ("02", "04")
@@ -72,9 +72,7 @@ def build(root: Path, *, size: str = "small", unfetched: tuple[str, ...] = ()) -
             write_bold(root / e.path, n_slices=len(meta["SliceTiming"]), n_volumes=n_vol, tr=tr,
                        inplane=sz.inplane, fov=216.0, slice_thickness=2.0, seed=seed)
             return True
-        first = int(sz.lead * SFREQ)
-        n_times = first + int((n_vol * tr + sz.tail) * SFREQ)
-        samples, markers = volume_markers(first, n_vol, tr * SFREQ)
+        first, n_times, samples, markers = recording(sz, n_vol, tr, SFREQ)
         code = {"act": "S  1", "obs": "S  2", "act-bad": "S  3", "obs-bad": "S  4"}
         markers += [Marker("Stimulus", code[k], first + int(t * SFREQ))
                     for t, k in trials(sub, run) if t < n_vol * tr]

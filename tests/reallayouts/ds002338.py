@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import (SIZES, LAYOUTS, Marker, copy_present, fill, read_files, seed_of, select,
-                     synth_eeg, volume_markers, write_bold, write_brainvision, write_text)
+                     synth_eeg, recording, write_bold, write_brainvision, write_text)
 
 DS = "ds002338"
 SUBJECTS = ("xp201", "xp202")
@@ -47,7 +47,6 @@ def build(root: Path, *, size: str = "small", unfetched: tuple[str, ...] = ()) -
     todo = copy_present(DS, root, select(read_files(DS), SUBJECTS))
     tr = 1.0
     n_vol = sz.volumes
-    first = int(sz.lead * SFREQ)
 
     def blocks(n_vol: int) -> list[tuple[float, str]]:
         t, out, k = FIRST_BLOCK, [], 0
@@ -69,8 +68,7 @@ def build(root: Path, *, size: str = "small", unfetched: tuple[str, ...] = ()) -
                        inplane=sz.inplane, fov=212.0, slice_thickness=4.0, seed=seed)
             return True
         if name.endswith("_eeg.vhdr"):
-            n_times = first + int((n_vol * tr + sz.tail) * SFREQ)
-            samples, markers = volume_markers(first, n_vol, tr * SFREQ)
+            first, n_times, samples, markers = recording(sz, n_vol, tr, SFREQ)
             markers += [Marker("Stimulus", d, first + int(t * SFREQ)) for t, d in blocks(n_vol)]
             data, _ = synth_eeg(len(names) - 1, n_times, SFREQ, volume_samples=samples,
                                 shots_per_volume=16, seed=seed)

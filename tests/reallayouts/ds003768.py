@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from .common import (SIZES, Marker, copy_present, fill, read_files, seed_of, select, synth_eeg,
-                     volume_markers, write_bold, write_brainvision)
+                     recording, write_bold, write_brainvision)
 
 DS = "ds003768"
 SUBJECTS = ("01", "02")
@@ -51,9 +51,7 @@ def build(root: Path, *, size: str = "small", unfetched: tuple[str, ...] = ()) -
             write_bold(root / e.path, n_slices=len(meta["SliceTiming"]), n_volumes=n_vol, tr=tr,
                        inplane=sz.inplane, fov=220.0, slice_thickness=4.0, seed=seed)
             return True
-        first = int(sz.lead * SFREQ)
-        n_times = first + int((n_vol * tr + sz.tail) * SFREQ)
-        samples, markers = volume_markers(first, n_vol, tr * SFREQ)
+        first, n_times, samples, markers = recording(sz, n_vol, tr, SFREQ)
         # The SyncBox's status marker recurs with the scanner clock: same spacing as the TR.
         markers += [Marker("SyncStatus", "Sync On", int(s + SYNC_DELAY * SFREQ)) for s in samples]
         data, _ = synth_eeg(len(CHANNELS) - 1, n_times, SFREQ, volume_samples=samples,
