@@ -233,9 +233,12 @@ def collect_participants(layout, *, participant_label: list[str] | None = None,
             ents = _pair_entities(f.get_entities())
             why = unusable(f.path)
             if why is not None:
-                if not Path(f.path).name.startswith("._"):
-                    skipped[_key(ents)] = (ents, f"{Path(f.path).name}: {why}")
-                log.warning("%s: %s; ignored", f.path, why)
+                if Path(f.path).name.startswith("._"):
+                    log.warning("%s: %s; ignored", f.path, why)
+                else:
+                    prev = skipped.get(_key(ents), (ents, ""))[1]
+                    skipped[_key(ents)] = (ents, "; ".join(filter(None, [
+                        prev, f"{Path(f.path).name}: {why}"])))
                 continue
             pair = pairs.setdefault(_key(ents), RunPair(ents))
             if kind == "bold":
@@ -245,9 +248,9 @@ def collect_participants(layout, *, participant_label: list[str] | None = None,
                                 f.path)
             else:
                 pair.eeg = read_eeg_run(f.path, layout)
-    for key, (_, why) in skipped.items():
-        if key in pairs:
-            log.warning("run %s skipped: %s", pairs.pop(key).name, why)
+    for key, (ents, why) in skipped.items():
+        pairs.pop(key, None)
+        log.warning("run %s skipped: %s", RunPair(ents).name, why)
     if not pairs and not skipped:
         raise UserError("the selection matched no BOLD or EEG run "
                         f"(subjects {base['subject']}, sessions {session_label or 'all'}, "
@@ -428,5 +431,5 @@ def format_plan(plans: list[ParticipantPlan]) -> str:
                 parts.append(f"EEG {e.format} {fs}")
             lines.append("  ".join(parts))
         for name, why in plan.skipped.items():
-            lines.append(f"  {name:<40s} {'skipped':<9s}not fetched: {why}")
+            lines.append(f"  {name:<40s} {'skipped':<9s}  {why}")
     return "\n".join(lines)
