@@ -54,7 +54,7 @@ def build(root: Path, *, size: str = "small", unfetched: tuple[str, ...] = ()) -
             sub = re.match(r"sub-(\w+?)_", name).group(1)
             good = [(t, k) for run in ("001", "002", "003", "004", "005", "006")
                     for t, k in trials(sub, run) if k in ("act", "obs")]
-            good = good[:8 * sz.volumes // 24 * 3]
+            good = good[:3 * sz.volumes]  # fewer epochs for small fixtures
             n_t = int(0.8 * PREP_SFREQ)
             rng = np.random.default_rng(seed_of(sub, "eegprep"))
             data = rng.standard_normal((len(good), len(CHANNELS), n_t)).astype(np.float32) * 5
