@@ -63,12 +63,12 @@ def filter_args(tmp: Path, filters: dict | None) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
-def participant(request, tmp_path_factory):
+def participant(request, tmp_path_factory, real_layout):
     """Build one layout, run the participant level once; returns what the tests look at."""
     ds = request.param
     case = CASES[ds]
     tmp = tmp_path_factory.mktemp(ds)
-    bids = BUILDERS[ds](tmp / ds)
+    bids = real_layout(ds)
     before = tree_hash(bids)
     out, work = tmp / "out", tmp / "work"
     proc = run_app(bids, out, "participant", work, *FAST, *case["flags"],
@@ -128,8 +128,17 @@ def test_quirks_of_each_dataset_are_handled_as_documented(participant):
 
 
 def test_dry_run_lists_unfetched_runs_and_skips_them(participant, tmp_path):
+    if participant["ds"] == "ds002158":
+        # Sessions, six EEG runs and a BOLD-only rest run per subject.
+        proc = run_app(participant["bids"], tmp_path / "out", "participant", tmp_path / "w",
+                       "--dry-run", "--skip-bids-validation")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "sub-02: 6 paired, 0 EEG-only, 1 BOLD-only" in proc.stdout
+        assert "sub-04: 6 paired, 0 EEG-only, 1 BOLD-only" in proc.stdout
+        assert "sub-02_ses-001_task-rest_run-001" in proc.stdout
+        return
     if participant["ds"] != "ds003768":
-        pytest.skip("one layout is enough for the unfetched-run listing")
+        pytest.skip("covered on the other layouts")
     bids = ds003768.build(tmp_path / "ds", unfetched=("sub-01_task-sleep_run-2",))
     # An odd BIDSVersion must not matter either.
     desc = json.loads((bids / "dataset_description.json").read_text())
@@ -137,9 +146,11 @@ def test_dry_run_lists_unfetched_runs_and_skips_them(participant, tmp_path):
     proc = run_app(bids, tmp_path / "out", "participant", tmp_path / "w", "--dry-run",
                    "--skip-bids-validation", "--participant-label", "01")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "sub-01_task-sleep_run-2" in proc.stdout and "skipped" in proc.stdout
-    assert "run sub-01_task-sleep_run-2 skipped: sub-01_task-sleep_run-2_" in proc.stderr
     assert "sub-01: 4 paired" in proc.stdout
+    line = next(ln for ln in proc.stdout.splitlines() if "sub-01_task-sleep_run-2 " in ln)
+    assert "skipped" in line and "not fetched" in line
+    assert proc.stderr.count("run sub-01_task-sleep_run-2 skipped: ") == 1
+    assert proc.stderr.count("sub-01_T1w.nii.gz: not fetched") == 1
 
 
 def test_editing_a_sidecar_reruns_the_eeg_cleaning(participant):

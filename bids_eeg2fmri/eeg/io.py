@@ -60,13 +60,20 @@ def read_eeg(path: str | os.PathLike) -> mne.io.BaseRaw:
         log.warning("%s: %s; read leniently", bad, "; ".join(what))
     try:
         native = _read_native(path)
-        raw = native.copy().load_data(verbose=False) if problems else _read_bids(path)
+        raw = None
+        if not problems:
+            try:
+                raw = _read_bids(path)
+            except Exception as exc:  # noqa: BLE001 - mne-bids refuses many real layouts
+                log.warning("%s: mne-bids cannot read it with its sidecars (%s: %s); reading the "
+                            "recording's header", path, type(exc).__name__, exc)
+        if raw is None:
+            raw = native.copy().load_data(verbose=False)
+            _apply_channels_tsv(raw, sidecars.applicable(found, "_channels.tsv"))
     except DataError:
         raise
     except Exception as exc:  # readers raise many types for malformed files
         raise DataError(f"cannot read EEG: {type(exc).__name__}: {exc}", path) from None
-    if problems:
-        _apply_channels_tsv(raw, sidecars.applicable(found, "_channels.tsv"))
     _keep_recording_markers(raw, native)
     _type_ecg_by_name(raw, path)
     if raw.n_times < 2:
