@@ -128,3 +128,17 @@ def test_among_tr_spaced_candidates_the_count_decides(caplog):
     assert got.marker == "TR"
     assert any("'TR' chosen" in r.getMessage() and "'R128'" in r.getMessage()
                for r in caplog.records)
+
+
+def test_task_level_channels_tsv_applies_and_its_types_win_over_names(tmp_path):
+    vhdr = _tree(tmp_path)
+    _, vols = volume_markers(int(3 * SFREQ), N_VOL, TR * SFREQ)
+    _write(vhdr, vols)
+    rows = [f"{n}\tEEG\tuV\tgood" for n in CHANNELS[:-1]] + ["ECG\tMISC\tuV\tgood"]
+    rows[4] = rows[4].replace("good", "bad")
+    # well-formed but at the top of the tree: mne-bids does not look there
+    (tmp_path / "task-rest_channels.tsv").write_text(
+        "name\ttype\tunits\tstatus\n" + "\n".join(rows) + "\n")
+    raw = read_eeg(vhdr)
+    assert raw.get_channel_types(picks=["ECG"]) == ["misc"]  # not retyped ECG by its name
+    assert raw.info["bads"] == [CHANNELS[4]]

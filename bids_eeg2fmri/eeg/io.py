@@ -69,13 +69,14 @@ def read_eeg(path: str | os.PathLike) -> mne.io.BaseRaw:
                             "recording's header", path, type(exc).__name__, exc)
         if raw is None:
             raw = native.copy().load_data(verbose=False)
-            _apply_channels_tsv(raw, sidecars.applicable(found, "_channels.tsv"))
+        # Also after mne-bids: it does not look for task-level channels.tsv at the top.
+        declared = _apply_channels_tsv(raw, sidecars.applicable(found, "_channels.tsv"))
     except DataError:
         raise
     except Exception as exc:  # readers raise many types for malformed files
         raise DataError(f"cannot read EEG: {type(exc).__name__}: {exc}", path) from None
     _keep_recording_markers(raw, native)
-    _type_ecg_by_name(raw, path)
+    _type_ecg_by_name(raw, path, declared)
     if raw.n_times < 2:
         raise DataError("EEG recording holds no samples", path)
     if not mne.pick_types(raw.info, eeg=True, exclude=()).size:
@@ -106,10 +107,11 @@ def _read_native(path: Path) -> mne.io.BaseRaw:
         return mne.io.read_raw(path, preload=False, verbose=False)
 
 
-def _apply_channels_tsv(raw: mne.io.BaseRaw, tsv: Path | None) -> None:
-    """Channel types and bad channels from a leniently read ``channels.tsv``."""
+def _apply_channels_tsv(raw: mne.io.BaseRaw, tsv: Path | None) -> set[str]:
+    """Channel types and bad channels from a leniently read ``channels.tsv``; return the names it
+    types (lower case)."""
     if tsv is None:
-        return
+        return set()
     types, bads = sidecars.channel_types(sidecars.read_tsv(tsv))
     by_lower = {n.lower(): n for n in raw.ch_names}
     mapping = {by_lower[n.lower()]: t for n, t in types.items() if n.lower() in by_lower}
@@ -118,7 +120,10 @@ def _apply_channels_tsv(raw: mne.io.BaseRaw, tsv: Path | None) -> None:
         log.warning("%s: channels %s are not in the recording", tsv, ", ".join(unknown[:8]))
     with mne.utils.use_log_level("ERROR"):
         raw.set_channel_types(mapping, on_unit_change="ignore")
-    raw.info["bads"] = [by_lower[b.lower()] for b in bads if b.lower() in by_lower]
+    raw.info["bads"] = list(dict.fromkeys([*raw.info["bads"],
+                                           *(by_lower[b.lower()] for b in bads
+                                             if b.lower() in by_lower)]))
+    return {n.lower() for n in types}
 
 
 def _relative_onsets(raw: mne.io.BaseRaw) -> np.ndarray:
@@ -147,11 +152,12 @@ def _keep_recording_markers(raw: mne.io.BaseRaw, native: mne.io.BaseRaw) -> None
     raw.set_annotations(raw.annotations + extra)
 
 
-def _type_ecg_by_name(raw: mne.io.BaseRaw, path: Path) -> None:
-    """Type an ECG lead by its name when no channel is typed ECG (no or a bare channels.tsv)."""
+def _type_ecg_by_name(raw: mne.io.BaseRaw, path: Path, declared: set[str]) -> None:
+    """Type an ECG lead by its name when no channel is typed ECG and no channels.tsv gave that
+    channel a type (``declared``, lower-case names)."""
     if mne.pick_types(raw.info, ecg=True, exclude=()).size:
         return
-    names = sidecars.ecg_by_name(raw.ch_names)
+    names = [n for n in sidecars.ecg_by_name(raw.ch_names) if n.lower() not in declared]
     if names:
         with mne.utils.use_log_level("ERROR"):
             raw.set_channel_types({n: "ecg" for n in names}, on_unit_change="ignore")
