@@ -206,7 +206,10 @@ def collect_participants(layout, *, participant_label: list[str] | None = None,
     ------
     UserError
         Exit 18 when a label is not in the dataset or the selection is empty; exit 65 when a
-        selected file is unusable (the message names it).
+        selected file is unusable (the message names it); exit 66 when no selected run has its
+        data files (all unfetched). Runs with unfetched data files (broken DataLad symlinks,
+        0 bytes) are skipped with a warning and listed in ``ParticipantPlan.skipped``; macOS
+        ``._*`` files are ignored with a warning.
     """
     filters = filters or {}
     subjects = layout.get_subjects()
