@@ -15,6 +15,7 @@ from reallayouts.common import LAYOUTS
 
 from bids_eeg2fmri.bids.layout import read_bold_run, unusable
 from bids_eeg2fmri.eeg import sidecars
+from bids_eeg2fmri.fmri import stages
 
 
 def _touch(path: Path, text: str = "x") -> Path:
@@ -93,7 +94,7 @@ def test_unusable_files_are_named_with_the_reason(tmp_path):
     assert "DataFile d_eeg.eeg is not fetched" in unusable(vhdr)
 
 
-def test_missing_slice_timing_and_header_tr_disagreement_warn(tmp_path, caplog):
+def test_header_tr_disagreeing_with_the_sidecar_warns_and_the_sidecar_wins(tmp_path, caplog):
     path = write_bold(tmp_path, "01", sidecar={"SliceTiming": None}, tr=2.0)
     img = nib.load(path)
     img.header["pixdim"][4] = 2.5
@@ -102,8 +103,12 @@ def test_missing_slice_timing_and_header_tr_disagreement_warn(tmp_path, caplog):
         run = read_bold_run(path)
     assert run.repetition_time == 2.0 and run.slice_timing is None
     text = " ".join(r.getMessage() for r in caplog.records)
-    assert "no SliceTiming" in text
     assert "TR 2.5 s (pixdim[4]) but RepetitionTime is 2 s" in text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        info = stages.prepare(path, tmp_path / "out.nii", dummy_scans=0)
+    assert info["slice_timing_corrected"] is False
+    assert any("no SliceTiming" in r.getMessage() for r in caplog.records)
     caplog.clear()
     ok = write_bold(tmp_path / "b", "01", tr=2.0)
     with caplog.at_level(logging.WARNING, logger="bids_eeg2fmri.bids"):

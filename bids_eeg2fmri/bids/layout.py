@@ -330,10 +330,8 @@ def read_bold_run(path: str | os.PathLike, layout=None) -> BoldRun:
     if header_tr > 0 and abs(header_tr - tr) > TR_RTOL * tr:
         log.warning("%s: the NIfTI header says TR %g s (pixdim[4]) but RepetitionTime is %g s; "
                     "the sidecar's RepetitionTime is used", path, header_tr, tr)
-    st = meta.get("SliceTiming")
-    if st is None:
-        log.warning("%s: no SliceTiming in the sidecar; slice-timing correction is skipped", path)
-    else:
+    st = meta.get("SliceTiming")  # None: the fMRI stage skips slice timing with a warning
+    if st is not None:
         n_slices = img_info.shape["ijk".index(sed[0])]
         if (not isinstance(st, list) or not all(isinstance(t, (int, float)) for t in st)):
             raise DataError("SliceTiming must be a list of numbers", path)
