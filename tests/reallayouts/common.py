@@ -231,6 +231,8 @@ def write_brainvision(vhdr: Path, data_uv: np.ndarray, sfreq: float, ch_names: l
     if vendor == "analyzer":
         body = body.replace("DataOrientation=MULTIPLEXED",
                             "DataOrientation=MULTIPLEXED\nDataType=TIMEDOMAIN")
+    else:
+        body = body.split("[Comment]")[0] + recorder_comment(ch_names, sfreq, resolution)
     vhdr.write_text(first + "\n" + body.lstrip("\n") + "\n", encoding="utf-8")
     first_mk = ("Brain Vision Data Exchange Marker File, Version 1.0" if vendor == "recorder"
                 else "Brain Vision Data Exchange Marker File Version 2.0")
@@ -245,6 +247,29 @@ def write_brainvision(vhdr: Path, data_uv: np.ndarray, sfreq: float, ch_names: l
         mk.append(f"Mk{i}={m.type},{m.description},{m.sample + 1},{m.size},0")
     vhdr.with_suffix(".vmrk").write_text("\n".join(mk) + "\n", encoding="utf-8")
     return vhdr
+
+
+def recorder_comment(ch_names: list[str], sfreq: float, resolution: float,
+                     time: str = "14:35:40") -> str:
+    """The ``[Comment]`` block BrainVision Recorder writes: amplifier set-up (BrainAmp MR plus:
+    10 s time constant, 250 Hz high cut-off) and the impedances measured before recording."""
+    rng = np.random.default_rng(len(ch_names))
+    lines = ["[Comment]", "", "A m p l i f i e r  S e t u p", "============================",
+             f"Number of channels: {len(ch_names)}", f"Sampling Rate [Hz]: {sfreq:g}",
+             f"Sampling Interval [µS]: {1e6 / sfreq:g}", "", "Channels", "--------",
+             "#     Name      Phys. Chn.    Resolution / Unit   Low Cutoff [s]   "
+             "High Cutoff [Hz]   Notch [Hz]"]
+    for i, name in enumerate(ch_names, 1):
+        lines.append(f"{i:<5d} {name:<11s} {i:<16d} {resolution:g} µV{'':<12s} 10"
+                     f"{'':<15s} 250{'':<14s} Off")
+    lines += ["", "S o f t w a r e  F i l t e r s", "==============================", "Disabled",
+              "", "", "Data Electrodes Selected Impedance Measurement Range: 0 - 100 kOhm",
+              "Ground Electrode Selected Impedance Measurement Range: 0 - 10 kOhm",
+              "Reference Electrode Selected Impedance Measurement Range: 0 - 10 kOhm",
+              f"Impedance [kOhm] at {time} :"]
+    lines += [f"{n + ':':<12s} {int(rng.integers(2, 20))}" for n in ch_names]
+    lines += ["Ref:         3", "Gnd:         2", ""]
+    return "\n".join(lines)
 
 
 def volume_markers(first: int, n: int, step: float, *, type_: str = "Response",
