@@ -210,8 +210,10 @@ def write_brainvision(vhdr: Path, data_uv: np.ndarray, sfreq: float, ch_names: l
                       resolution: float = 0.1) -> Path:
     """Write a BrainVision triplet with pybv, then put the vendor's own header and marker text.
 
-    ``vendor="recorder"``: header version 1.0, ``INT_16`` at 0.1 µV, markers version 1.0 with a
-    ``New Segment``. ``"analyzer"``: version 2.0, ``IEEE_FLOAT_32`` (BrainVision Analyzer export).
+    ``vendor="recorder"``: header version 1.0, ``INT_16`` at ``resolution`` µV with Recorder's
+    amplifier/impedance comment block, markers version 1.0 with a ``New Segment``.
+    ``"analyzer"``: version 2.0, ``IEEE_FLOAT_32`` (BrainVision Analyzer export, ``data_ext``
+    ``.dat`` as Analyzer names it).
     """
     import pybv
 
@@ -221,10 +223,9 @@ def write_brainvision(vhdr: Path, data_uv: np.ndarray, sfreq: float, ch_names: l
     pybv.write_brainvision(data=data_uv * 1e-6, sfreq=sfreq, ch_names=ch_names, fname_base=stem,
                            folder_out=str(vhdr.parent), events=None, resolution=resolution, unit="µV",
                            fmt=fmt, overwrite=True)
-    header = vhdr.read_text(encoding="utf-8")
-    lines = header.splitlines()
+    # pybv's first two lines name pybv; the vendors' name their software
+    body = "\n".join(vhdr.read_text(encoding="utf-8").splitlines()[2:])
     first = RECORDER_VHDR if vendor == "recorder" else ANALYZER_VHDR.format(history=history)
-    body = "\n".join(ln for ln in lines[2:])
     if data_ext != ".eeg":
         os.replace(vhdr.with_suffix(".eeg"), vhdr.with_suffix(data_ext))
         body = body.replace(f"DataFile={stem}.eeg", f"DataFile={stem}{data_ext}")
@@ -236,13 +237,13 @@ def write_brainvision(vhdr: Path, data_uv: np.ndarray, sfreq: float, ch_names: l
     vhdr.write_text(first + "\n" + body.lstrip("\n") + "\n", encoding="utf-8")
     first_mk = ("Brain Vision Data Exchange Marker File, Version 1.0" if vendor == "recorder"
                 else "Brain Vision Data Exchange Marker File Version 2.0")
-    mk = [first_mk, "", "[Common Infos]",
-        "Codepage=UTF-8", f"DataFile={stem}{data_ext}", "", "[Marker Infos]",
-        "; Each entry: Mk<Marker number>=<Type>,<Description>,<Position in data points>,",
-        "; <Size in data points>, <Channel number (0 = marker is related to all channels)>",
-        "; Fields are delimited by commas, some fields might be omitted (empty).",
-        '; Commas in type or description text are coded as "\\1".',
-        f"Mk1=New Segment,,1,1,0,{meas_date}"]
+    mk = [first_mk, "", "[Common Infos]", "Codepage=UTF-8", f"DataFile={stem}{data_ext}", "",
+          "[Marker Infos]",
+          "; Each entry: Mk<Marker number>=<Type>,<Description>,<Position in data points>,",
+          "; <Size in data points>, <Channel number (0 = marker is related to all channels)>",
+          "; Fields are delimited by commas, some fields might be omitted (empty).",
+          '; Commas in type or description text are coded as "\\1".',
+          f"Mk1=New Segment,,1,1,0,{meas_date}"]
     for i, m in enumerate(sorted(markers, key=lambda m: m.sample), start=2):
         mk.append(f"Mk{i}={m.type},{m.description},{m.sample + 1},{m.size},0")
     vhdr.with_suffix(".vmrk").write_text("\n".join(mk) + "\n", encoding="utf-8")
