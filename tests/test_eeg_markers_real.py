@@ -142,3 +142,33 @@ def test_task_level_channels_tsv_applies_and_its_types_win_over_names(tmp_path):
     raw = read_eeg(vhdr)
     assert raw.get_channel_types(picks=["ECG"]) == ["misc"]  # not retyped ECG by its name
     assert raw.info["bads"] == [CHANNELS[4]]
+
+
+@pytest.mark.parametrize("meas_date", [None, "2017-06-08"])
+def test_recording_markers_keep_their_time_with_a_first_sample_offset(tmp_path, meas_date):
+    # FIF recordings may start at a sample other than 0; with or without a measurement date the
+    # markers put back beside events.tsv must land on the same samples.
+    from datetime import datetime, timezone
+
+    root = tmp_path / "ds"
+    _tree(root)
+    path = root / "sub-01" / "eeg" / "sub-01_task-rest_eeg.fif"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n_times = int((N_VOL * TR + 5) * SFREQ)
+    data, _ = synth_eeg(len(CHANNELS) - 1, n_times, SFREQ, volume_samples=None, seed=3)
+    info = mne.create_info(CHANNELS, SFREQ, ["eeg"] * (len(CHANNELS) - 1) + ["ecg"])
+    raw = mne.io.RawArray(data * 1e-6, info, first_samp=1234, verbose="error")
+    if meas_date:
+        raw.set_meas_date(datetime.fromisoformat(meas_date).replace(tzinfo=timezone.utc))
+    rel = 3.0 + np.arange(N_VOL) * TR  # seconds from the first sample
+    # without a measurement date MNE takes these onsets as relative to the first sample
+    raw.set_annotations(mne.Annotations(rel + (raw.first_time if meas_date else 0.0), 0.0,
+                                        ["R128"] * N_VOL, orig_time=raw.info["meas_date"]))
+    assert np.allclose(raw.annotations.onset - raw.first_time, rel)
+    raw.save(path, verbose="error")
+    (root / "task-rest_events.tsv").write_text("onset\tduration\ttrial_type\n1\t20\tRest\n")
+    back = read_eeg(path)
+    assert "Rest" in back.annotations.description  # events.tsv replaced the annotations
+    got = find_volume_onsets_raw(back, tr=TR, n_volumes=N_VOL, path=path)
+    assert got.marker == "R128"
+    np.testing.assert_array_equal(got.samples, np.round(rel * SFREQ).astype(int))

@@ -133,23 +133,27 @@ def _relative_onsets(raw: mne.io.BaseRaw) -> np.ndarray:
 
 def _keep_recording_markers(raw: mne.io.BaseRaw, native: mne.io.BaseRaw) -> None:
     """Add the marker-file annotations that ``events.tsv`` replaced (volume triggers among them)."""
-    if raw is native or not len(native.annotations):
+    if not len(native.annotations):
         return
-    have = {(str(d), int(round(o * 1e3))) for d, o in zip(raw.annotations.description,
-                                                          _relative_onsets(raw))}
+    old = raw.annotations
+    have = {(str(d), int(round(o * 1e3))) for d, o in zip(old.description, _relative_onsets(raw))}
     add = [(str(d), o, dur) for d, o, dur in zip(native.annotations.description,
                                                  _relative_onsets(native),
                                                  native.annotations.duration)
            if (str(d), int(round(o * 1e3))) not in have]
     if not add:
         return
-    desc, onset, dur = (list(x) for x in zip(*add))
-    if raw.annotations.orig_time is None:
-        extra = mne.Annotations(np.array(onset) + raw.first_time, dur, desc, orig_time=None)
+    desc, onset, dur = (np.array(x, dtype=object if i == 0 else float)
+                        for i, x in enumerate(zip(*add)))
+    # Same convention as pipeline.add_volume_annotations: without a measurement date MNE takes
+    # the onsets given to set_annotations as relative to the first sample.
+    if raw.info["meas_date"] is None:
+        onsets, orig = np.concatenate([_relative_onsets(raw), onset]), None
     else:
-        extra = mne.Annotations(np.array(onset) + raw.first_time, dur, desc,
-                                orig_time=raw.annotations.orig_time)
-    raw.set_annotations(raw.annotations + extra)
+        onsets, orig = np.concatenate([np.asarray(old.onset), onset + raw.first_time]), old.orig_time
+    raw.set_annotations(mne.Annotations(
+        onsets, np.concatenate([old.duration, dur]),
+        np.concatenate([np.asarray(old.description, dtype=object), desc]), orig_time=orig))
 
 
 def _type_ecg_by_name(raw: mne.io.BaseRaw, path: Path, declared: set[str]) -> None:
