@@ -123,3 +123,20 @@ def test_odd_sidecar_json_does_not_matter_for_the_table_reader(tmp_path):
     table = sidecars.read_tsv(tsv)
     assert table.problems == [] and table.rows == [{"name": "ECG", "type": "ECG"}]
     assert json.loads(json.dumps(table.rows))  # plain data
+
+
+def test_macos_files_beside_a_run_are_ignored_with_one_warning_each(tmp_path, caplog):
+    from bidsdata import write_description
+
+    from bids_eeg2fmri.bids.layout import collect_participants, load_layout
+
+    write_description(tmp_path)
+    bold = write_bold(tmp_path, "01")
+    junk = [bold.parent / f"._{bold.name}", bold.parent / f"._{bold.name[:-7]}.json"]
+    for j in junk:
+        j.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    with caplog.at_level(logging.WARNING, logger="bids_eeg2fmri.bids"):
+        plans = collect_participants(load_layout(tmp_path))
+    assert plans[0].pairs[0].bold.repetition_time == 2.0
+    for j in junk:
+        assert sum(str(j) in r.getMessage() for r in caplog.records) == 1

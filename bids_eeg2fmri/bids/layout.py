@@ -235,13 +235,12 @@ def collect_participants(layout, *, participant_label: list[str] | None = None,
         for f in files:
             ents = _pair_entities(f.get_entities())
             why = unusable(f.path)
+            if Path(f.path).name.startswith("._"):
+                continue  # warned below with the other ._* files of its folder
             if why is not None:
-                if Path(f.path).name.startswith("._"):
-                    log.warning("%s: %s; ignored", f.path, why)
-                else:
-                    prev = skipped.get(_key(ents), (ents, ""))[1]
-                    skipped[_key(ents)] = (ents, "; ".join(filter(None, [
-                        prev, f"{Path(f.path).name}: {why}"])))
+                prev = skipped.get(_key(ents), (ents, ""))[1]
+                skipped[_key(ents)] = (ents, "; ".join(filter(None, [
+                    prev, f"{Path(f.path).name}: {why}"])))
                 continue
             pair = pairs.setdefault(_key(ents), RunPair(ents))
             if kind == "bold":
@@ -254,6 +253,10 @@ def collect_participants(layout, *, participant_label: list[str] | None = None,
     for key, (ents, why) in skipped.items():
         pairs.pop(key, None)
         log.warning("run %s skipped: %s", RunPair(ents).name, why)
+    # The index never lists macOS ._* files (IGNORE); say once each that they are left out.
+    for folder in sorted({Path(f.path).parent for f in [*bold_files, *eeg_files]}):
+        for junk in sorted(folder.glob("._*")):
+            log.warning("%s: macOS metadata file (._*); ignored", junk)
     if not pairs and not skipped:
         raise UserError("the selection matched no BOLD or EEG run "
                         f"(subjects {base['subject']}, sessions {session_label or 'all'}, "
