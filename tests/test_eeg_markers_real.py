@@ -42,6 +42,19 @@ def _write(vhdr: Path, markers: list[Marker], vendor: str = "recorder") -> np.nd
     return samples
 
 
+def _mne_recording(tmp_path: Path, ext: str, seed: int, first_samp: int = 0
+                   ) -> tuple[Path, mne.io.RawArray]:
+    """Where a non-BrainVision recording goes in a fresh tree, and its data (no markers yet)."""
+    root = tmp_path / "ds"
+    _tree(root)
+    path = root / "sub-01" / "eeg" / f"sub-01_task-rest_eeg{ext}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n_times = int((N_VOL * TR + 5) * SFREQ)
+    data, _ = synth_eeg(len(CHANNELS) - 1, n_times, SFREQ, volume_samples=None, seed=seed)
+    info = mne.create_info(CHANNELS, SFREQ, ["eeg"] * (len(CHANNELS) - 1) + ["ecg"])
+    return path, mne.io.RawArray(data * 1e-6, info, first_samp=first_samp, verbose="error")
+
+
 def _onsets(vhdr: Path, **kw):
     raw = read_eeg(vhdr)
     return find_volume_onsets_raw(raw, tr=TR, n_volumes=N_VOL, marker="auto", path=vhdr, **kw)
@@ -97,14 +110,7 @@ def test_inherited_events_tsv_does_not_hide_the_recordings_markers(tmp_path):
 
 @pytest.mark.parametrize("etype", ["R128", "TR", "V", "128"])
 def test_eeglab_event_types(tmp_path, etype):
-    root = tmp_path / "ds"
-    _tree(root)
-    path = root / "sub-01" / "eeg" / "sub-01_task-rest_eeg.set"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n_times = int((N_VOL * TR + 5) * SFREQ)
-    data, _ = synth_eeg(len(CHANNELS) - 1, n_times, SFREQ, volume_samples=None, seed=2)
-    info = mne.create_info(CHANNELS, SFREQ, ["eeg"] * (len(CHANNELS) - 1) + ["ecg"])
-    raw = mne.io.RawArray(data * 1e-6, info, verbose="error")
+    path, raw = _mne_recording(tmp_path, ".set", seed=2)
     onsets = 3.0 + np.arange(N_VOL) * TR
     # stimulus codes at irregular times compete with the volume type
     stim = np.sort(np.random.default_rng(0).uniform(1, N_VOL * TR, 9))
@@ -150,14 +156,8 @@ def test_recording_markers_keep_their_time_with_a_first_sample_offset(tmp_path, 
     # markers put back beside events.tsv must land on the same samples.
     from datetime import datetime, timezone
 
-    root = tmp_path / "ds"
-    _tree(root)
-    path = root / "sub-01" / "eeg" / "sub-01_task-rest_eeg.fif"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n_times = int((N_VOL * TR + 5) * SFREQ)
-    data, _ = synth_eeg(len(CHANNELS) - 1, n_times, SFREQ, volume_samples=None, seed=3)
-    info = mne.create_info(CHANNELS, SFREQ, ["eeg"] * (len(CHANNELS) - 1) + ["ecg"])
-    raw = mne.io.RawArray(data * 1e-6, info, first_samp=1234, verbose="error")
+    path, raw = _mne_recording(tmp_path, ".fif", seed=3, first_samp=1234)
+    root = path.parents[2]
     if meas_date:
         raw.set_meas_date(datetime.fromisoformat(meas_date).replace(tzinfo=timezone.utc))
     rel = 3.0 + np.arange(N_VOL) * TR  # seconds from the first sample
