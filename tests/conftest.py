@@ -38,3 +38,15 @@ def tree_hash(root: str | os.PathLike, exclude: tuple[str, ...] = ()) -> str:
         if path.is_file() and not path.is_symlink():
             h.update(path.read_bytes())
     return h.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def real_layout(tmp_path_factory):
+    """Factory ``real_layout(ds, size="small", unfetched=())``: a public dataset's real layout
+    (ds003768, ds002338, ds002158; tests/reallayouts), built once per session. Read only."""
+    from reallayouts import build_cached
+
+    def build(ds: str, size: str = "small", unfetched: tuple[str, ...] = ()):
+        return build_cached(tmp_path_factory, ds, size, unfetched)
+
+    return build

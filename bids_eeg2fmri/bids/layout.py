@@ -8,6 +8,7 @@ trained EEG→fMRI model later, a BOLD-only run for the fMRI→EEG direction.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -24,6 +25,10 @@ EEG_FORMATS = {".vhdr": "BrainVision", ".edf": "EDF", ".bdf": "BDF", ".set": "EE
 IGNORE = ("code", "stimuli", "sourcedata", "models", "derivatives", re.compile(r"^\."),
           re.compile(r"sub-[A-Za-z0-9]+/(ses-[A-Za-z0-9]+/)?(beh|dwi|fmap|perf|meg|ieeg|pet|micr|nirs|motion)/"))
 FILTER_KEYS = ("bold", "eeg", "t1w")
+# Relative difference between the NIfTI header's TR (pixdim[4]) and RepetitionTime worth a warning.
+TR_RTOL = 1e-3
+
+log = logging.getLogger("bids_eeg2fmri.bids")
 
 
 @dataclass
@@ -88,11 +93,42 @@ class RunPair:
 
 @dataclass
 class ParticipantPlan:
-    """Everything selected for one participant."""
+    """Everything selected for one participant.
+
+    ``skipped`` maps a run's name to why it is not processed (its data files are not fetched).
+    """
 
     subject: str
     pairs: list[RunPair]
     t1w: list[Path] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def unusable(path: str | os.PathLike) -> str | None:
+    """Why a data file cannot be read as it is on disk, or ``None`` when it can.
+
+    macOS ``._*`` metadata files, broken symlinks (DataLad/git-annex content not fetched with
+    ``datalad get``) and 0-byte placeholders; for a BrainVision header, also its data and marker
+    files.
+    """
+    path = Path(path)
+    if path.name.startswith("._"):
+        return "macOS metadata file (._*)"
+    if path.is_symlink() and not path.exists():
+        return "not fetched (broken symlink: run `datalad get` on it)"
+    if not path.exists():
+        return "missing"
+    if path.stat().st_size == 0:
+        return "empty (0 bytes; not fetched?)"
+    if path.suffix.lower() == ".vhdr":
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for key in ("DataFile", "MarkerFile"):
+            m = re.search(rf"^{key}=(.+?)\s*$", text, flags=re.MULTILINE)
+            if m is not None:
+                why = unusable(path.parent / m.group(1))
+                if why is not None and why != "missing":
+                    return f"its {key} {m.group(1)} is {why}"
+    return None
 
 
 def load_layout(bids_dir: str | os.PathLike, database_dir: str | os.PathLike | None = None):
@@ -170,7 +206,10 @@ def collect_participants(layout, *, participant_label: list[str] | None = None,
     ------
     UserError
         Exit 18 when a label is not in the dataset or the selection is empty; exit 65 when a
-        selected file is unusable (the message names it).
+        selected file is unusable (the message names it); exit 66 when no selected run has its
+        data files (all unfetched). Runs with unfetched data files (broken DataLad symlinks,
+        0 bytes) are skipped with a warning and listed in ``ParticipantPlan.skipped``; macOS
+        ``._*`` files are ignored with a warning.
     """
     filters = filters or {}
     subjects = layout.get_subjects()
@@ -191,27 +230,58 @@ def collect_participants(layout, *, participant_label: list[str] | None = None,
     eeg_files = layout.get(**{**base, "datatype": "eeg", "suffix": "eeg",
                               "extension": list(EEG_FORMATS), **filters.get("eeg", {})})
     pairs: dict[tuple, RunPair] = {}
-    for bf in bold_files:
-        ents = _pair_entities(bf.get_entities())
-        pairs.setdefault(_key(ents), RunPair(ents)).bold = read_bold_run(bf.path, layout)
-    for ef in eeg_files:
-        ents = _pair_entities(ef.get_entities())
-        pair = pairs.setdefault(_key(ents), RunPair(ents))
-        if pair.eeg is not None:
-            raise DataError(f"two EEG recordings for the same run ({pair.eeg.path.name})", ef.path)
-        pair.eeg = read_eeg_run(ef.path, layout)
-    if not pairs:
+    skipped: dict[tuple, tuple[dict, str]] = {}
+    for files, kind in ((bold_files, "bold"), (eeg_files, "eeg")):
+        for f in files:
+            ents = _pair_entities(f.get_entities())
+            why = unusable(f.path)
+            if Path(f.path).name.startswith("._"):
+                continue  # warned below with the other ._* files of its folder
+            if why is not None:
+                prev = skipped.get(_key(ents), (ents, ""))[1]
+                skipped[_key(ents)] = (ents, "; ".join(filter(None, [
+                    prev, f"{Path(f.path).name}: {why}"])))
+                continue
+            pair = pairs.setdefault(_key(ents), RunPair(ents))
+            if kind == "bold":
+                pair.bold = read_bold_run(f.path, layout)
+            elif pair.eeg is not None:
+                raise DataError(f"two EEG recordings for the same run ({pair.eeg.path.name})",
+                                f.path)
+            else:
+                pair.eeg = read_eeg_run(f.path, layout)
+    for key, (ents, why) in skipped.items():
+        pairs.pop(key, None)
+        log.warning("run %s skipped: %s", RunPair(ents).name, why)
+    # The index never lists macOS ._* files (IGNORE); say once each that they are left out.
+    for folder in sorted({Path(f.path).parent for f in [*bold_files, *eeg_files]}):
+        for junk in sorted(folder.glob("._*")):
+            log.warning("%s: macOS metadata file (._*); ignored", junk)
+    if not pairs and not skipped:
         raise UserError("the selection matched no BOLD or EEG run "
                         f"(subjects {base['subject']}, sessions {session_label or 'all'}, "
                         f"tasks {task_label or 'all'})", ExitCode.NO_DATA_SELECTED, layout.root)
 
     plans = []
-    for sub in sorted({p.entities["subject"] for p in pairs.values()}):
+    subjects_found = {p.entities["subject"] for p in pairs.values()}
+    subjects_found |= {ents["subject"] for ents, _ in skipped.values()}
+    for sub in sorted(subjects_found):
         runs = sorted((p for p in pairs.values() if p.entities["subject"] == sub), key=lambda p: p.name)
-        t1w = [Path(f.path) for f in layout.get(subject=sub, datatype="anat", suffix="T1w",
-                                                 extension=list(BOLD_EXTENSIONS),
-                                                 **filters.get("t1w", {}))]
-        plans.append(ParticipantPlan(sub, runs, t1w))
+        t1w = []
+        for f in layout.get(subject=sub, datatype="anat", suffix="T1w",
+                            extension=list(BOLD_EXTENSIONS), **filters.get("t1w", {})):
+            why = unusable(f.path)
+            if why is None:
+                t1w.append(Path(f.path))
+            else:
+                log.warning("%s: %s; ignored", f.path, why)
+        gone = {RunPair(ents).name: why for ents, why in skipped.values()
+                if ents["subject"] == sub}
+        plans.append(ParticipantPlan(sub, runs, t1w, gone))
+    if not any(p.pairs for p in plans):
+        names = "; ".join(f"{n} ({w})" for p in plans for n, w in p.skipped.items())
+        raise UserError(f"no selected run has its data files: {names}", ExitCode.NO_INPUT,
+                        layout.root)
     return plans
 
 
@@ -257,7 +327,13 @@ def read_bold_run(path: str | os.PathLike, layout=None) -> BoldRun:
     if sed not in ("i", "j", "k", "i-", "j-", "k-"):
         raise DataError(f"SliceEncodingDirection must be one of i, j, k (optionally with -), got {sed!r}",
                         path)
-    st = meta.get("SliceTiming")
+    header_tr = img_info.zooms[3] if len(img_info.zooms) > 3 else 0.0
+    if header_tr > 50 * tr:  # xyzt_units in milliseconds
+        header_tr /= 1000.0
+    if header_tr > 0 and abs(header_tr - tr) > TR_RTOL * tr:
+        log.warning("%s: the NIfTI header says TR %g s (pixdim[4]) but RepetitionTime is %g s; "
+                    "the sidecar's RepetitionTime is used", path, header_tr, tr)
+    st = meta.get("SliceTiming")  # None: the fMRI stage skips slice timing with a warning
     if st is not None:
         n_slices = img_info.shape["ijk".index(sed[0])]
         if (not isinstance(st, list) or not all(isinstance(t, (int, float)) for t in st)):
@@ -293,8 +369,20 @@ def read_eeg_run(path: str | os.PathLike, layout=None) -> EEGRun:
     sfreq = meta.get("SamplingFrequency")
     if sfreq is not None and (not isinstance(sfreq, (int, float)) or sfreq <= 0):
         raise DataError(f"SamplingFrequency must be a positive number, got {sfreq!r}", path)
+    if sfreq is None and ext == ".vhdr":
+        sfreq = _brainvision_sfreq(path)  # no _eeg.json (ds003768): the header says it
     ents = layout.get_file(os.fspath(path)).get_entities() if layout is not None else {}
     return EEGRun(path, ents, EEG_FORMATS[ext], float(sfreq) if sfreq else None, meta)
+
+
+def _brainvision_sfreq(vhdr: Path) -> float | None:
+    """Sampling rate from a BrainVision header's ``SamplingInterval`` (microseconds)."""
+    text = vhdr.read_text(encoding="utf-8", errors="replace")
+    m = re.search(r"^SamplingInterval=([0-9.eE+-]+)\s*$", text, flags=re.MULTILINE)
+    try:
+        return 1e6 / float(m.group(1)) if m else None
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def _check_brainvision(vhdr: Path) -> None:
@@ -346,4 +434,6 @@ def format_plan(plans: list[ParticipantPlan]) -> str:
                 fs = f"{e.sampling_frequency:g} Hz" if e.sampling_frequency else "? Hz"
                 parts.append(f"EEG {e.format} {fs}")
             lines.append("  ".join(parts))
+        for name, why in plan.skipped.items():
+            lines.append(f"  {name:<40s} {'skipped':<9s}  {why}")
     return "\n".join(lines)

@@ -1,8 +1,11 @@
 """Volume onsets of the BOLD run on the EEG clock, from the scanner's volume markers.
 
 The scanner sends one trigger per volume; EEG amplifiers record it as an annotation whose name
-depends on the vendor and set-up (Brain Products ``R128`` / ``Response/R128``, ``Scan Start``,
-``TR``, ``Volume``, ``V``). Triggers occasionally go missing or arrive twice, so the markers are
+depends on the vendor and set-up: Brain Products Recorder ``Response/R128`` (``R128``),
+BrainVision Analyzer exports ``Scanner/Scan Start`` (beside one ``Scanner Start`` and per-slice
+``s`` markers, which are not volumes), EEGLAB event types ``R128``, ``TR``, ``V``, ``Volume``,
+and bare numeric codes. ``SyncStatus/Sync On`` pulses of the Brain Products SyncBox recur with
+the scanner clock but are never volume triggers. Triggers occasionally go missing or arrive twice, so the markers are
 placed on a TR grid, duplicates and off-grid strays dropped, short gaps filled by interpolation,
 every change logged, and the result checked against the paired BOLD run (count and spacing).
 """
@@ -20,8 +23,11 @@ from ..errors import DataError
 
 log = logging.getLogger("bids_eeg2fmri.eeg")
 
-# Recognised vendor conventions, compared after normalisation (see _normalise).
+# Recognised vendor conventions, compared after normalisation (see _normalise); bare numbers
+# (numeric trigger codes) are candidates too.
 VENDOR_MARKERS = ("r128", "scanstart", "tr", "volume", "v")
+# Marker types that are never volume triggers, whatever their spacing.
+NEVER_VOLUMES = re.compile(r"^\s*(syncstatus|sync on|new segment|pulse artifact)", re.IGNORECASE)
 # Relative tolerance of the median marker spacing against RepetitionTime. Scanner and amplifier
 # clocks differ by parts per million; 1 % only catches markers that are not volume triggers.
 SPACING_RTOL = 0.01
@@ -74,7 +80,7 @@ class VolumeOnsets:
 def _normalise(description: str) -> str:
     """``'Response/R128'`` → ``'r128'``, ``'Scan Start'`` → ``'scanstart'``, ``'R 128'`` → ``'r128'``."""
     text = str(description).strip().lower()
-    text = re.sub(r"^(response|stimulus|comment|toggle|trigger)\s*/\s*", "", text)
+    text = re.sub(r"^(response|stimulus|comment|toggle|trigger|scanner)\s*/\s*", "", text)
     return re.sub(r"[\s_\-]+", "", text)
 
 
@@ -87,8 +93,8 @@ def marker_candidates(descriptions: np.ndarray, onsets: np.ndarray,
     descriptions, onsets
         Annotation descriptions and onsets (seconds).
     marker
-        ``"auto"`` keeps every description matching a vendor convention; any other value keeps the
-        descriptions equal to it (exactly, or after stripping a ``Response/``-style prefix, case and
+        ``"auto"`` keeps every description matching a vendor convention or made of digits only
+        (never ``SyncStatus`` and the like); any other value keeps the descriptions equal to it (exactly, or after stripping a ``Response/``-style prefix, case and
         spaces).
 
     Returns
@@ -101,27 +107,48 @@ def marker_candidates(descriptions: np.ndarray, onsets: np.ndarray,
     out = {}
     for desc in dict.fromkeys(descriptions):
         norm = _normalise(desc)
-        hit = norm in VENDOR_MARKERS if marker == "auto" else (
+        hit = (norm in VENDOR_MARKERS or norm.isdigit()) and not NEVER_VOLUMES.match(desc) \
+            if marker == "auto" else (
             desc == marker or norm == _normalise(marker))
         if hit:
             out[desc] = np.sort(onsets[descriptions == desc])
     return out
 
 
-def choose_marker(candidates: dict[str, np.ndarray], tr: float | None) -> str | None:
-    """Pick the candidate whose median spacing is closest to the TR (relative error).
+def choose_marker(candidates: dict[str, np.ndarray], tr: float | None,
+                  n_volumes: int | None = None, discarded_by_scanner: int = 0,
+                  path: str | os.PathLike | None = None) -> str | None:
+    """Pick the candidate that marks the volumes; log the choice when there was one to make.
 
-    With no TR (an EEG-only run) the most frequent candidate wins. Candidates with fewer than two
-    markers have no spacing and are skipped.
+    Candidates spaced by the TR (within :data:`SPACING_RTOL`) come first; among them the one whose
+    count is closest to the BOLD volumes (or volumes plus those the scanner discarded), then the
+    one whose spacing is closest to the TR. With no TR (an EEG-only run) the most frequent
+    candidate wins. Candidates with fewer than two markers have no spacing and are skipped.
     """
     scored = []
     for name, times in candidates.items():
         if times.size < 2:
             continue
         spacing = float(np.median(np.diff(times)))
-        score = abs(spacing - tr) / tr if tr else -times.size
-        scored.append((score, name))
-    return min(scored)[1] if scored else None
+        if not tr:
+            scored.append(((-times.size,), name, times.size, spacing))
+            continue
+        spacing_err = abs(spacing - tr) / tr
+        count_err = 0.0
+        if n_volumes:
+            count_err = min(abs(times.size - n) for n in (n_volumes, n_volumes + discarded_by_scanner))
+            count_err /= n_volumes
+        scored.append(((spacing_err > SPACING_RTOL, count_err, spacing_err), name, times.size,
+                       spacing))
+    if not scored:
+        return None
+    scored.sort()
+    best = scored[0][1]
+    if len(scored) > 1:
+        others = "; ".join(f"{n!r}: {c} markers every {sp:.4g} s" for _, n, c, sp in scored[1:])
+        log.info("%s: volume marker %r chosen (%d markers every %.4g s; TR %s, %s volumes) over %s",
+                 path or "EEG", best, scored[0][2], scored[0][3], tr, n_volumes, others)
+    return best
 
 
 def repair_markers(samples: np.ndarray, sfreq: float, tr: float, *, max_gap: int = MAX_GAP,
@@ -254,11 +281,12 @@ def find_volume_onsets(descriptions: np.ndarray, onsets: np.ndarray, *, sfreq: f
     """
     duration = n_times / sfreq
     candidates = marker_candidates(descriptions, onsets, marker)
-    chosen = choose_marker(candidates, tr)
+    chosen = choose_marker(candidates, tr, n_volumes, discarded_by_scanner, path)
     if chosen is None:
         if assume_sync is None:
             seen = sorted(set(map(str, descriptions)))[:8]
-            what = "any of R128, Response/R128, Scan Start, TR, Volume, V" if marker == "auto" \
+            what = ("any of R128, Response/R128, Scanner/Scan Start, TR, Volume, V or a numeric "
+                    "code") if marker == "auto" \
                 else repr(marker)
             raise DataError(f"no volume markers ({what}) found among the annotations "
                             f"{seen}; give --volume-marker NAME or --assume-eeg-bold-sync "

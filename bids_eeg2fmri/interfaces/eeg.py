@@ -32,6 +32,8 @@ class _CleanEEGInput(BaseInterfaceInputSpec):
     n_volumes = traits.Either(None, traits.Int, default=None, usedefault=True)
     discarded_by_scanner = traits.Int(0, usedefault=True)
     line_freq = traits.Either(None, traits.Float, default=None, usedefault=True)
+    sidecar_digest = traits.Str("", usedefault=True,
+                                desc="hash of the sidecars and marker file read (cache key)")
     options = traits.Dict(traits.Str, traits.Any, mandatory=True, desc="EEGConfig fields (Config.to_dict()[\"eeg\"])")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from nipype.pipeline import engine as pe
 
 from ..bids.layout import ParticipantPlan, RunPair
+from ..eeg.sidecars import eeg_inputs_digest
 from .eeg import init_eeg_preproc_wf
 from .fmri import init_fmri_preproc_wf
 from .fmriprep import init_fmriprep_import_wf
@@ -28,6 +29,8 @@ def eeg_metadata(pair: RunPair) -> dict[str, Any]:
             "NumberOfVolumesDiscardedByScanner", 0)
     if pair.eeg is not None and pair.eeg.metadata.get("PowerLineFrequency") is not None:
         meta["PowerLineFrequency"] = pair.eeg.metadata["PowerLineFrequency"]
+    if pair.eeg is not None:
+        meta["SidecarDigest"] = eeg_inputs_digest(pair.eeg.path)
     return meta
 
 

@@ -27,7 +27,8 @@ def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
         ``RepetitionTime`` and ``NumberOfVolumes`` of the BOLD run (absent/``None`` for an
         EEG-only run: the volume markers then define both), ``NumberOfVolumesDiscardedByScanner``
         (BOLD sidecar, default 0), ``PowerLineFrequency`` (EEG sidecar; absent disables the notch
-        unless the recording's header has it).
+        unless the recording's header has it), ``SidecarDigest`` (hash of the EEG sidecars and
+        marker file: editing one re-runs the cleaning).
     name
         Workflow name.
 
@@ -69,6 +70,7 @@ def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
         n_volumes=None if n_vol is None else int(n_vol),
         discarded_by_scanner=int(metadata.get("NumberOfVolumesDiscardedByScanner") or 0),
         line_freq=float(line) if isinstance(line, (int, float)) and line > 0 else None,
+        sidecar_digest=str(metadata.get("SidecarDigest", "")),
         eeg_derivatives=None if derivs is None else str(derivs),
         bids_dir=None if config.execution.bids_dir is None else str(config.execution.bids_dir)),
         name="clean_eeg")
