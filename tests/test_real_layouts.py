@@ -194,9 +194,6 @@ def test_group_level_trains_on_the_layout(participant):
     assert list((copy / "group").rglob("*ridge*")), sorted(p.name for p in (copy / "group").rglob("*"))
 
 
-@pytest.mark.skip(reason="needs issue 12 part B (--eeg-derivatives finding derivatives/sub-*/"
-                  "eeg_pp/d_*_eeg_pp.vhdr, partial coverage of segmented exports, fallback to "
-                  "raw EEG when a run has no export): enable after merging issue-12b")
 def test_ds002338_analyzer_exports_through_participant_and_group(tmp_path):
     """XP2's published BrainVision Analyzer exports as the EEG, as its users would take them."""
     bids = ds002338.build(tmp_path / "ds002338")
