@@ -158,7 +158,8 @@ def _solve_step(level: _Level, vals: torch.Tensor, w: torch.Tensor) -> torch.Ten
     rhs = (resid @ level.jac).to(torch.float64)
     upper = (w @ level.jj).to(torch.float64)
     hess = torch.zeros(len(w), 6, 6, dtype=torch.float64, device=w.device)
-    hess[:, _IU[0], _IU[1]] = upper
+    rows, cols = (torch.as_tensor(ix, device=w.device) for ix in _IU)
+    hess[:, rows, cols] = upper
     hess = hess + torch.triu(hess, 1).transpose(1, 2)
     # A tiny ridge keeps volumes that lost nearly all their points solvable (they stay put).
     ridge = 1e-9 * hess.diagonal(dim1=1, dim2=2).amax(1).clamp_min(1e-12)
