@@ -29,13 +29,15 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
-from .batched_rigid import default_device
 from .registration import template_to_boldref
+
+if TYPE_CHECKING:
+    import torch
 
 # Points × volumes per chunk: about 12 float32 arrays of this size are alive at once (≈ 0.4 GB).
 POINT_BUDGET = 8_000_000
@@ -99,6 +101,12 @@ def resample_series(data: np.ndarray, bold_affine: np.ndarray, hmc: np.ndarray |
     src = pts if field is None else template_to_boldref(pts, field, field_affine)
     inv_bold = np.linalg.inv(np.asarray(bold_affine, float))
     mats = np.stack([inv_bold if hmc is None else inv_bold @ hmc[i] for i in range(n_t)])
+    # torch loads only here: SciPy's worker processes import this module, and torch would add
+    # ≈ 0.3 GB to each of them.
+    import torch
+
+    from .batched_rigid import default_device
+
     dev = torch.device(device) if device is not None else default_device()
     if engine not in ("auto", "scipy", "torch"):
         raise ValueError(f"unknown resampling engine {engine!r}")
@@ -166,6 +174,8 @@ def _inside_and_covered(vox, shape):
 def _resample_torch(data: np.ndarray, mats: np.ndarray, src: np.ndarray, order: int, dtype: type,
                     dev: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """Batched torch interpolation of chunks of volumes on ``dev``."""
+    import torch
+
     n_t = data.shape[-1]
     out = np.empty((len(src), n_t), dtype=dtype)
     covered = np.ones(len(src), dtype=bool)
@@ -192,6 +202,8 @@ def _coefficients(data: np.ndarray, order: int) -> np.ndarray:
 def _cubic_taps(x: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor],
                                           tuple[torch.Tensor, torch.Tensor]]:
     """Weights ``(g0, g1)`` and positions ``(h0, h1)`` of the two linear fetches of a cubic B-spline."""
+    import torch
+
     i = torch.floor(x)
     t = x - i
     t2, t3 = t * t, t * t * t
@@ -206,6 +218,9 @@ def _cubic_taps(x: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor],
 def _torch_chunk(data: np.ndarray, mats: np.ndarray, src_t: torch.Tensor, order: int,
                  dev: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """Sample volume ``i`` of ``data`` at voxel coordinates ``mats[i] @ src``; values ``(B, N)``, coverage."""
+    import torch
+    import torch.nn.functional as F
+
     dims = data.shape[:3]
     coeffs = torch.from_numpy(_coefficients(data, order)).to(dev)[:, None]  # (B, 1, X, Y, Z)
     m = torch.from_numpy(mats).to(dev, torch.float64)
