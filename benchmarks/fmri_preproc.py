@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/fmri_preproc.py [--volumes 300] [--registration syn] [--procs 2] [--json out.json]
+    python benchmarks/fmri_preproc.py [--volumes 300] [--registration syn] [--hmc torch] [--procs 2]
+                                      [--json out.json]
 
 Simulates one run (64×64×30 at 3.3×3.3×4 mm, TR 2.16 s; EEG kept tiny because only the BOLD is
 used), then runs the same stage functions the workflow's nodes run, timing each, and measures in
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--volumes", type=int, default=300)
     parser.add_argument("--registration", default="syn", choices=("syn", "syn-quick", "affine"))
+    parser.add_argument("--hmc", default="torch", choices=("torch", "ants"))
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--output-res", type=int, default=2)
     parser.add_argument("--json", type=Path)
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     stc = dirs["prep"] / "stc.nii"
     info = timed("dummy scans + slice timing", stages.prepare, bold, stc)
     hm = timed("head motion (boldref + HMC)", stages.head_motion, bold, dirs["hmc"],
-               n_procs=args.procs, skip=info["dummy_scans"])
+               n_procs=args.procs, skip=info["dummy_scans"], method=args.hmc)
     reg = timed(f"registration ({args.registration})", stages.register, hm["boldref"],
                 hm["boldref_mask"], dirs["reg"], method=args.registration)
     res = timed("resample + mask + write", stages.resample, stc, hm["hmc_xfm"], reg["field"],
@@ -117,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS: main {own:.2f} GB, largest worker {children:.2f} GB")
     print(f"dummy scans detected: {info['dummy_scans']}; mask voxels {res['mask_voxels']}")
     report = {"volumes": args.volumes, "grid": [64, 64, 30], "registration": args.registration,
+              "hmc": args.hmc,
               "procs": args.procs, "stages_s": times, "total_s": total, "io_floor_s": floor,
               "ratio": total / floor, "peak_rss_gb": own, "peak_rss_worker_gb": children,
               "dummy_scans": info["dummy_scans"]}

@@ -54,6 +54,7 @@ class FMRIConfig:
     fmri_derivatives: Path | None = None
     dummy_scans: int | None = None
     slice_time_ref: float = 0.5
+    hmc: str = "torch"
     registration: str = "syn"
     use_t1w: bool = False
     output_res: int = 2
@@ -192,6 +193,7 @@ class Config:
         """Check ranges and choices; raise :class:`UsageError` naming the setting."""
         ex, fm, ee = self.execution, self.fmri, self.eeg
         _choice("execution.device", ex.device, ("auto", "cpu", "cuda"))
+        _choice("fmri.hmc", fm.hmc, ("torch", "ants"))
         _choice("fmri.registration", fm.registration, ("syn", "syn-quick", "affine"))
         _choice("fmri.output_res", fm.output_res, (1, 2, 3, 4))
         _choice("fmri.model_res", fm.model_res, (1, 2, 3, 4))

@@ -22,6 +22,8 @@ def test_defaults_without_file_or_flags():
     cfg = _config(["in", "out", "participant"])
     assert cfg.fmri.slice_time_ref == 0.5
     assert cfg.fmri.registration == "syn"
+    assert cfg.fmri.hmc == "torch"
+    assert _config(["in", "out", "participant", "--hmc", "ants"]).fmri.hmc == "ants"
     assert cfg.eeg.eeg_sfreq == 250.0
     assert cfg.execution.participant_label == []
     assert cfg.execution.bids_dir == Path("in")
@@ -50,6 +52,7 @@ def test_saved_toml_reads_back_equal(tmp_path):
 
 @pytest.mark.parametrize("content, fragment", [
     ("[fmri]\nregistration = 'elastic'\n", "fmri.registration"),
+    ("[fmri]\nhmc = 'mcflirt'\n", "fmri.hmc"),
     ("[fmri]\noutput_res = 'two'\n", "fmri.output_res"),
     ("[fmri]\nno_such_key = 1\n", "no_such_key"),
     ("[nonsense]\nx = 1\n", "nonsense"),

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="non-steady-state volumes to drop (default: detect automatically)")
     g.add_argument("--slice-time-ref", dest="slice_time_ref", type=float, metavar="FRACTION",
                    help="slice-timing reference as a fraction of the TR (0-1, default 0.5)")
+    g.add_argument("--hmc", dest="hmc", choices=("torch", "ants"),
+                   help="head-motion correction: batched torch registration of all volumes "
+                        "(default; CUDA when present) or one antsRegistration per volume")
     g.add_argument("--registration", dest="registration", choices=("syn", "syn-quick", "affine"))
     g.add_argument("--use-t1w", dest="use_t1w", action="store_true",
                    help="register BOLD to MNI through the participant's T1w")

@@ -106,12 +106,16 @@ def grid_center(shape: Sequence[int], affine: np.ndarray) -> np.ndarray:
     return (np.asarray(affine, dtype=float) @ np.append(ijk, 1.0))[:3]
 
 
-def resample_rigid(volume: np.ndarray, affine: np.ndarray, matrix: np.ndarray, order: int = 3
-                   ) -> np.ndarray:
-    """Resample a volume on its own grid at ``matrix @ p`` for every grid point ``p``."""
+def resample_rigid(volume: np.ndarray, affine: np.ndarray, matrix: np.ndarray, order: int = 3,
+                   mode: str = "constant") -> np.ndarray:
+    """Resample a volume on its own grid at ``matrix @ p`` for every grid point ``p``.
+
+    ``mode`` is :func:`scipy.ndimage.affine_transform`'s: ``"constant"`` fills points outside the
+    volume with 0, ``"nearest"`` with the closest edge voxel.
+    """
     vox = np.linalg.inv(affine) @ matrix @ affine
     return ndimage.affine_transform(volume.astype(np.float32, copy=False), vox[:3, :3], vox[:3, 3],
-                                    order=order, mode="constant", cval=0.0, prefilter=order > 1)
+                                    order=order, mode=mode, cval=0.0, prefilter=order > 1)
 
 
 def _metric(fixed, moving, sampling: float) -> str:
@@ -160,10 +164,17 @@ def _init_worker(itk_threads: int) -> None:
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(itk_threads)
 
 
+HMC_METHODS = ("torch", "ants")
+
+
 def register_volumes(reference: np.ndarray, data: np.ndarray, affine: np.ndarray, *,
-                     n_procs: int = 1, settings: HMCSettings | None = None,
+                     method: str = "torch", n_procs: int = 1, settings: HMCSettings | None = None,
                      scratch: str | os.PathLike | None = None) -> np.ndarray:
     """Rigidly register every volume of a series to a reference.
+
+    ``method="torch"`` registers all volumes at once as one batched Gauss–Newton problem
+    (:mod:`.batched_rigid`, CUDA when present, ``n_procs`` CPU threads otherwise);
+    ``method="ants"`` runs one ``antsRegistration`` per volume (the reference implementation).
 
     Parameters
     ----------
@@ -173,12 +184,14 @@ def register_volumes(reference: np.ndarray, data: np.ndarray, affine: np.ndarray
         4-D series ``(x, y, z, t)``.
     affine
         NIfTI affine of the grid.
+    method
+        ``"torch"`` or ``"ants"``.
     n_procs
-        Worker processes. antspyx holds the GIL while ANTs runs, so threads cannot run volumes in
+        torch: CPU threads. ants: worker processes. antspyx holds the GIL while ANTs runs, so threads cannot run volumes in
         parallel; with ``n_procs > 1`` the volumes are split into contiguous chunks handled by
         separate processes, each with one ITK thread (small images gain little from ITK threads).
     settings
-        Registration settings.
+        ANTs registration settings (``method="ants"`` only).
     scratch
         Parent folder for ANTs' transform files (deleted afterwards); system temp dir by default.
 
@@ -187,6 +200,12 @@ def register_volumes(reference: np.ndarray, data: np.ndarray, affine: np.ndarray
     numpy.ndarray
         ``(t, 4, 4)`` RAS matrices mapping reference points to volume points.
     """
+    if method == "torch":
+        from .batched_rigid import register_batched  # torch loads only when this method runs
+
+        return register_batched(reference, data, affine, n_threads=n_procs)
+    if method != "ants":
+        raise ValueError(f"unknown head-motion method {method!r}; choose from {HMC_METHODS}")
     settings = settings or HMCSettings()
     n_vols = data.shape[-1]
     scratch_s = None if scratch is None else os.fspath(scratch)
@@ -204,7 +223,7 @@ def register_volumes(reference: np.ndarray, data: np.ndarray, affine: np.ndarray
 
 
 def robust_reference(data: np.ndarray, affine: np.ndarray, *, n_volumes: int = N_REFERENCE_VOLUMES,
-                     n_procs: int = 1, settings: HMCSettings | None = None,
+                     method: str = "torch", n_procs: int = 1, settings: HMCSettings | None = None,
                      scratch: str | os.PathLike | None = None) -> np.ndarray:
     """The boldref: median of the first steady-state volumes after aligning them (two passes).
 
@@ -219,6 +238,8 @@ def robust_reference(data: np.ndarray, affine: np.ndarray, *, n_volumes: int = N
         NIfTI affine of the grid.
     n_volumes
         How many leading volumes to use.
+    method, n_procs, settings, scratch
+        As for :func:`register_volumes`.
 
     Returns
     -------
@@ -229,10 +250,13 @@ def robust_reference(data: np.ndarray, affine: np.ndarray, *, n_volumes: int = N
     if first.shape[-1] == 1:
         return first[..., 0].copy()
     provisional = np.median(first, axis=-1)
-    mats = register_volumes(provisional, first, affine, n_procs=n_procs, settings=settings,
-                            scratch=scratch)
-    aligned = np.stack([resample_rigid(first[..., i], affine, mats[i]) for i in range(first.shape[-1])],
-                       axis=-1)
+    mats = register_volumes(provisional, first, affine, method=method, n_procs=n_procs,
+                            settings=settings, scratch=scratch)
+    # Edge-voxel fill, not zeros: zeros where a volume moved out of the slab would give the median
+    # a tissue-to-zero edge at the slab's border that no volume has (measured with the batched
+    # registration: 0.007 against 0.0008 rad RMS on a 20-slice series).
+    aligned = np.stack([resample_rigid(first[..., i], affine, mats[i], mode="nearest")
+                        for i in range(first.shape[-1])], axis=-1)
     return np.median(aligned, axis=-1).astype(np.float32)
 
 

@@ -4,8 +4,21 @@ For every output voxel ``p`` (template grid) the boldref point ``q = p + d(p)`` 
 registration's displacement field, computed once for the whole run. Volume ``i`` is then sampled at
 ``M_i q`` (its head-motion matrix) with cubic B-spline interpolation. Head motion, the affine and the
 nonlinear warp are therefore applied in a single interpolation of the original (slice-time
-corrected) data, volume by volume — never as a 4-D ``antsApplyTransforms`` call, whose memory grows
-with the whole series at once.
+corrected) data — never as a 4-D ``antsApplyTransforms`` call, whose memory grows with the whole
+series at once.
+
+On the CPU each volume is interpolated by SciPy (``spline_filter`` then ``map_coordinates``), in
+``n_procs`` processes over contiguous chunks of volumes: measured on 64×64×30 volumes into the
+2 mm template brain (235 k points), SciPy's compiled loop is 3–4× faster than any batched torch
+formulation on CPU threads (eight 3-D ``grid_sample`` fetches: 150 s against 35 s per 100
+volumes; 64 gathers: 16 s against 5 s per 20 volumes). On CUDA the volumes are resampled in chunks
+in torch: SciPy computes the B-spline coefficients of a chunk (``spline_filter1d``, the same mirror
+boundary), and the cubic B-spline is evaluated as eight trilinear ``grid_sample`` fetches per point
+(Sigg & Hadwiger, GPU Gems 2, ch. 20: on each axis the four cubic weights are two linear
+interpolations at shifted positions), which matches SciPy to float32 precision. Both paths compute
+each output value independently of the others, so results do not depend on the number of
+processes or threads; memory is bounded by one volume (SciPy) or one chunk (torch, about
+``POINT_BUDGET`` points × volumes).
 
 Only voxels inside an output mask (the template brain) are computed; the series is kept as a
 ``(voxels, time)`` matrix, which is about a fifth of the full 4-D grid at 2 mm.
@@ -16,10 +29,18 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage
 
 from .registration import template_to_boldref
+
+if TYPE_CHECKING:
+    import torch
+
+# Points × volumes per chunk: about 12 float32 arrays of this size are alive at once (≈ 0.4 GB).
+POINT_BUDGET = 8_000_000
 
 
 def grid_points(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -32,6 +53,7 @@ def resample_series(data: np.ndarray, bold_affine: np.ndarray, hmc: np.ndarray |
                     field: np.ndarray | None, field_affine: np.ndarray | None,
                     out_mask: np.ndarray, out_affine: np.ndarray, *, order: int = 3,
                     dtype: type = np.float32, return_coverage: bool = False, n_procs: int = 1,
+                    engine: str = "auto", device: str | torch.device | None = None,
                     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Resample every volume once through ``hmc ∘ (affine + warp)`` into template voxels.
 
@@ -51,16 +73,19 @@ def resample_series(data: np.ndarray, bold_affine: np.ndarray, hmc: np.ndarray |
     out_affine
         Affine of the output grid.
     order
-        Spline order (3 = cubic, 1 = trilinear).
+        Spline order: 3 (cubic B-spline) or 1 (trilinear).
     dtype
         Output dtype.
     return_coverage
         Also return, per output voxel, whether every volume sampled it inside the acquired grid
         (between the first and last voxel centres, so no value is extrapolated).
     n_procs
-        Worker processes, each resampling a contiguous chunk of volumes. SciPy's spline
-        interpolation holds the GIL (measured: two threads no faster than one), so only
-        processes run volumes in parallel.
+        CPU: worker processes, each resampling a contiguous chunk of volumes (SciPy's spline
+        interpolation holds the GIL, so threads would not run volumes in parallel).
+    engine
+        ``"scipy"``, ``"torch"``, or ``"auto"``: torch on CUDA when present, SciPy otherwise.
+    device
+        torch device of ``engine="torch"`` (CUDA when present by default).
 
     Returns
     -------
@@ -69,47 +94,162 @@ def resample_series(data: np.ndarray, bold_affine: np.ndarray, hmc: np.ndarray |
     numpy.ndarray
         With ``return_coverage``: boolean ``(n_mask_voxels,)``.
     """
+    if order not in (1, 3):
+        raise ValueError(f"spline order must be 1 or 3, got {order}")
     n_t = data.shape[-1]
     pts = grid_points(out_mask, out_affine)
     src = pts if field is None else template_to_boldref(pts, field, field_affine)
-    src_h = np.column_stack([src, np.ones(len(src))]).T  # (4, n)
     inv_bold = np.linalg.inv(np.asarray(bold_affine, float))
     mats = np.stack([inv_bold if hmc is None else inv_bold @ hmc[i] for i in range(n_t)])
-    n_procs = max(1, min(int(n_procs), n_t))
-    if n_procs == 1:
-        out, covered = _resample_chunk(data, mats, src_h, order, dtype)
+    # torch loads only here: SciPy's worker processes import this module, and torch would add
+    # ≈ 0.3 GB to each of them.
+    import torch
+
+    from .batched_rigid import default_device
+
+    dev = torch.device(device) if device is not None else default_device()
+    if engine not in ("auto", "scipy", "torch"):
+        raise ValueError(f"unknown resampling engine {engine!r}")
+    if engine == "scipy" or (engine == "auto" and dev.type == "cpu"):
+        out, covered = _resample_scipy(data, mats, src, order, dtype, n_procs)
     else:
-        bounds = np.linspace(0, n_t, n_procs + 1).astype(int)
-        out = np.empty((len(pts), n_t), dtype=dtype)
-        covered = np.ones(len(pts), dtype=bool)
-        with ProcessPoolExecutor(n_procs, mp_context=get_context("spawn")) as pool:
-            futures = {(a, b): pool.submit(_resample_chunk, np.ascontiguousarray(data[..., a:b]),
-                                           mats[a:b], src_h, order, dtype)
-                       for a, b in zip(bounds[:-1], bounds[1:]) if b > a}
-            for (a, b), fut in futures.items():
-                out[:, a:b], cov = fut.result()
-                covered &= cov
+        out, covered = _resample_torch(data, mats, src, order, dtype, dev)
     return (out, covered) if return_coverage else out
 
 
-def _resample_chunk(data: np.ndarray, mats: np.ndarray, src_h: np.ndarray, order: int,
-                    dtype: type) -> tuple[np.ndarray, np.ndarray]:
+def _resample_scipy(data: np.ndarray, mats: np.ndarray, src: np.ndarray, order: int, dtype: type,
+                    n_procs: int) -> tuple[np.ndarray, np.ndarray]:
+    """SciPy interpolation of all volumes, in ``n_procs`` processes over chunks of volumes."""
+    n_t = data.shape[-1]
+    src_h = np.column_stack([src, np.ones(len(src))]).T  # (4, n)
+    n_procs = max(1, min(int(n_procs), n_t))
+    if n_procs == 1:
+        return _scipy_chunk(data, mats, src_h, order, dtype)
+    bounds = np.linspace(0, n_t, n_procs + 1).astype(int)
+    out = np.empty((src_h.shape[1], n_t), dtype=dtype)
+    covered = np.ones(src_h.shape[1], dtype=bool)
+    with ProcessPoolExecutor(n_procs, mp_context=get_context("spawn")) as pool:
+        futures = {(a, b): pool.submit(_scipy_chunk, np.ascontiguousarray(data[..., a:b]),
+                                       mats[a:b], src_h, order, dtype)
+                   for a, b in zip(bounds[:-1], bounds[1:]) if b > a}
+        for (a, b), fut in futures.items():
+            out[:, a:b], cov = fut.result()
+            covered &= cov
+    return out, covered
+
+
+def _scipy_chunk(data: np.ndarray, mats: np.ndarray, src_h: np.ndarray, order: int,
+                 dtype: type) -> tuple[np.ndarray, np.ndarray]:
     """Sample volume ``i`` of ``data`` at voxel coordinates ``mats[i] @ src_h``; values, coverage."""
     shape = np.array(data.shape[:3])
     out = np.empty((src_h.shape[1], data.shape[-1]), dtype=dtype)
     covered = np.ones(src_h.shape[1], dtype=bool)
     for i in range(data.shape[-1]):
         vox = (mats[i] @ src_h)[:3]
-        # Points beyond half a voxel outside the grid have no data: zero them instead of mirroring.
-        inside = np.all((vox > -0.5) & (vox < shape[:, None] - 0.5), axis=0)
-        # A voxel that leaves the slab in some volumes (through-plane motion at its edge) would
-        # carry zeros or extrapolated values there: it is reported as not fully covered.
-        covered &= np.all((vox >= 0) & (vox <= shape[:, None] - 1), axis=0)
+        inside, cov = _inside_and_covered(vox, shape)
+        covered &= cov
         coeffs = ndimage.spline_filter(data[..., i].astype(np.float64, copy=False), order=order,
                                        mode="mirror") if order > 1 else data[..., i]
         vals = ndimage.map_coordinates(coeffs, vox, order=order, prefilter=False, mode="mirror")
         out[:, i] = np.where(inside, vals, 0.0)
     return out, covered
+
+
+def _inside_and_covered(vox, shape):
+    """Per point: inside the grid by less than half a voxel; and between the edge voxel centres.
+
+    Points beyond half a voxel outside the grid have no data: they are zeroed instead of mirrored.
+    A voxel that leaves the slab in some volumes (through-plane motion at its edge) would carry
+    zeros or extrapolated values there: it is reported as not fully covered. Works on numpy
+    ``(3, n)`` arrays and on torch ``(3, B, n)`` stacks alike (reduced over the volumes).
+    """
+    hi = shape.reshape((3,) + (1,) * (vox.ndim - 1))
+    inside = ((vox > -0.5) & (vox < hi - 0.5)).all(0)
+    covered = ((vox >= 0) & (vox <= hi - 1)).all(0)
+    while covered.ndim > 1:
+        covered = covered.all(0)
+    return inside, covered
+
+
+def _resample_torch(data: np.ndarray, mats: np.ndarray, src: np.ndarray, order: int, dtype: type,
+                    dev: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Batched torch interpolation of chunks of volumes on ``dev``."""
+    import torch
+
+    n_t = data.shape[-1]
+    out = np.empty((len(src), n_t), dtype=dtype)
+    covered = np.ones(len(src), dtype=bool)
+    chunk = max(1, POINT_BUDGET // max(len(src), 1))
+    with torch.no_grad():
+        src_t = torch.from_numpy(np.ascontiguousarray(src.T)).to(dev, torch.float64)
+        for a in range(0, n_t, chunk):
+            b = min(n_t, a + chunk)
+            vals, cov = _torch_chunk(data[..., a:b], mats[a:b], src_t, order, dev)
+            out[:, a:b] = vals.T
+            covered &= cov
+    return out, covered
+
+
+def _coefficients(data: np.ndarray, order: int) -> np.ndarray:
+    """B-spline coefficients ``(t, x, y, z)`` float32 of a chunk ``(x, y, z, t)`` (mirror boundary)."""
+    coeffs = np.asarray(data, dtype=np.float64)
+    if order > 1:
+        for axis in range(3):
+            coeffs = ndimage.spline_filter1d(coeffs, order=order, axis=axis, mode="mirror")
+    return np.ascontiguousarray(np.moveaxis(coeffs, -1, 0), dtype=np.float32)
+
+
+def _cubic_taps(x: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor],
+                                          tuple[torch.Tensor, torch.Tensor]]:
+    """Weights ``(g0, g1)`` and positions ``(h0, h1)`` of the two linear fetches of a cubic B-spline."""
+    import torch
+
+    i = torch.floor(x)
+    t = x - i
+    t2, t3 = t * t, t * t * t
+    w0 = (1 - t) ** 3 / 6
+    w1 = (3 * t3 - 6 * t2 + 4) / 6
+    w3 = t3 / 6
+    g0 = w0 + w1
+    g1 = 1 - g0
+    return (g0, g1), (i - 1 + w1 / g0, i + 1 + w3 / g1)
+
+
+def _torch_chunk(data: np.ndarray, mats: np.ndarray, src_t: torch.Tensor, order: int,
+                 dev: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Sample volume ``i`` of ``data`` at voxel coordinates ``mats[i] @ src``; values ``(B, N)``, coverage."""
+    import torch
+    import torch.nn.functional as F
+
+    dims = data.shape[:3]
+    coeffs = torch.from_numpy(_coefficients(data, order)).to(dev)[:, None]  # (B, 1, X, Y, Z)
+    m = torch.from_numpy(mats).to(dev, torch.float64)
+    # Elementwise rather than a matrix product: BLAS kernels may sum in another order with
+    # another thread count, and the result must not depend on it.
+    vox = [(m[:, k, 0:1] * src_t[0] + m[:, k, 1:2] * src_t[1] + m[:, k, 2:3] * src_t[2]
+            + m[:, k, 3:4]).to(torch.float32) for k in range(3)]  # 3 × (B, N)
+    inside, covered = _inside_and_covered(torch.stack(vox),
+                                          torch.tensor(dims, dtype=torch.float32, device=dev))
+
+    def fetch(pos: list[torch.Tensor]) -> torch.Tensor:
+        # grid_sample's (x, y, z) are the last, middle and first tensor axes, normalised to [-1, 1];
+        # reflection about the edge voxel centres is SciPy's "mirror".
+        grid = torch.stack([2 * pos[k] / max(dims[k] - 1, 1) - 1 for k in (2, 1, 0)], dim=-1)
+        return F.grid_sample(coeffs, grid[:, None, None], mode="bilinear",
+                             padding_mode="reflection", align_corners=True)[:, 0, 0, 0]
+
+    if order == 1:
+        vals = fetch(vox)
+    else:
+        taps = [_cubic_taps(v) for v in vox]
+        vals = torch.zeros_like(vox[0])
+        for a in range(2):
+            for b in range(2):
+                for c in range(2):
+                    weight = taps[0][0][a] * taps[1][0][b] * taps[2][0][c]
+                    vals += weight * fetch([taps[0][1][a], taps[1][1][b], taps[2][1][c]])
+    vals = torch.where(inside, vals, torch.zeros_like(vals))
+    return vals.cpu().numpy(), covered.cpu().numpy()
 
 
 def unmask(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -92,7 +92,7 @@ def prepare(bold_file: str | os.PathLike, out_file: str | os.PathLike, *,
 
 
 def head_motion(in_file: str | os.PathLike, out_dir: str | os.PathLike, *, n_procs: int = 1,
-                skip: int = 0) -> dict[str, str]:
+                skip: int = 0, method: str = "torch") -> dict[str, str]:
     """Build the boldref, register every volume to it and save transforms and parameters.
 
     Motion is estimated on the original series (as fMRIPrep does), not on the slice-time corrected
@@ -107,9 +107,11 @@ def head_motion(in_file: str | os.PathLike, out_dir: str | os.PathLike, *, n_pro
     out_dir
         Folder for the outputs (and ANTs' temporary files).
     n_procs
-        Worker processes for the per-volume registrations.
+        torch threads (``method="torch"``) or ANTs worker processes (``method="ants"``).
     skip
         Leading (dummy) volumes to ignore.
+    method
+        ``"torch"`` (batched, :mod:`.batched_rigid`) or ``"ants"`` (one registration per volume).
 
     Returns
     -------
@@ -121,8 +123,9 @@ def head_motion(in_file: str | os.PathLike, out_dir: str | os.PathLike, *, n_pro
     img = nib.load(os.fspath(in_file))
     data = np.asarray(img.dataobj, dtype=np.float32)[..., int(skip):]
     affine = img.affine
-    boldref = motion.robust_reference(data, affine, n_procs=n_procs, scratch=out_dir)
-    mats = motion.register_volumes(boldref, data, affine, n_procs=n_procs, scratch=out_dir)
+    boldref = motion.robust_reference(data, affine, method=method, n_procs=n_procs, scratch=out_dir)
+    mats = motion.register_volumes(boldref, data, affine, method=method, n_procs=n_procs,
+                                   scratch=out_dir)
     params = motion.matrices_to_params(mats, motion.grid_center(data.shape, affine))
     mask = registration.epi_brain_mask(boldref, affine)
     out = {"boldref": out_dir / "boldref.nii.gz", "boldref_mask": out_dir / "boldref_mask.nii.gz",

@@ -53,7 +53,8 @@ class PrepareBold(SimpleInterface):
 class _HMCInput(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="the original BOLD series")
     skip = traits.Int(0, usedefault=True, desc="leading dummy volumes to ignore")
-    n_procs = traits.Int(1, usedefault=True, desc="processes registering volumes in parallel")
+    n_procs = traits.Int(1, usedefault=True, desc="torch threads or ANTs processes")
+    method = traits.Enum("torch", "ants", usedefault=True, desc="head-motion registration")
 
 
 class _HMCOutput(TraitedSpec):
@@ -72,7 +73,8 @@ class HeadMotion(SimpleInterface):
     def _run_interface(self, runtime):
         self._results.update(stages.head_motion(self.inputs.in_file, runtime.cwd,
                                                 n_procs=self.inputs.n_procs,
-                                                skip=self.inputs.skip))
+                                                skip=self.inputs.skip,
+                                                method=self.inputs.method))
         return runtime
 
 

@@ -68,7 +68,8 @@ def fmri_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
     """Methods text of the fMRI stage from the ``[fmri]`` options (``Config.to_dict()["fmri"]``).
 
     Keys read: ``dummy_scans`` (int or None = detected), ``slice_time_ref`` (float),
-    ``registration`` (``syn``, ``syn-quick``, ``affine``), ``use_t1w`` (bool), ``output_res``
+    ``hmc`` (``torch``, ``ants``), ``registration`` (``syn``, ``syn-quick``, ``affine``),
+    ``use_t1w`` (bool), ``output_res``
     (mm), ``fwhm`` (mm, 0 = none), ``high_pass`` (Hz, 0 = none), ``model_ready`` (bool),
     ``model_res`` (mm). Missing keys take the defaults.
     """
@@ -79,6 +80,11 @@ def fmri_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
                  if dummy is not None else
                  "non-steady-state volumes were identified as leading outliers (robust z > 3.5) "
                  "of the global signal and removed")
+    hmc_txt = ("rigid registration (mean squares) of every volume to it with ANTs"
+               if options.get("hmc", "torch") == "ants" else
+               "rigid registration of all volumes to it at once (batched multi-resolution "
+               "Gauss–Newton on the sum of squared differences after a global intensity scale, "
+               "in PyTorch)")
     reg = options.get("registration", "syn")
     if reg == "affine":
         reg_txt = "rigid and affine stages (Mattes mutual information)"
@@ -96,8 +102,8 @@ def fmri_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
         f"{float(options.get('slice_time_ref', 0.5)):g} of the repetition time by a Fourier "
         "phase shift after linear detrending and tapered reflective padding. A reference volume "
         "(boldref) was computed as the median of the first ten steady-state volumes after rigid "
-        "alignment, and head motion was estimated by rigid registration (mean squares) of every "
-        "volume to it with ANTs; framewise displacement (Power et al., 2012), DVARS and "
+        f"alignment, and head motion was estimated by {hmc_txt}; framewise displacement "
+        "(Power et al., 2012), DVARS and "
         "standardised DVARS (Nichols, 2013) were computed. The brain-extracted boldref was "
         f"registered{via} to the MNI152NLin2009aSym template (ICBM 2009a nonlinear symmetric, "
         f"Fonov et al., 2011, as shipped with nilearn) with {reg_txt}. Head-motion transforms "

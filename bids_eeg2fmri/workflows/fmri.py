@@ -77,7 +77,8 @@ def init_fmri_preproc_wf(*, config, metadata: Mapping[str, Any] | None = None,
     prepare = pe.Node(PrepareBold(metadata=None if metadata is None else dict(metadata),
                                   dummy_scans=fm.dummy_scans, slice_time_ref=fm.slice_time_ref),
                       name="prepare")
-    hmc = pe.Node(HeadMotion(n_procs=int(n_procs)), name="hmc", n_procs=int(n_procs))
+    hmc = pe.Node(HeadMotion(n_procs=int(n_procs), method=fm.hmc), name="hmc",
+                  n_procs=int(n_procs))
     register = pe.Node(RegisterToMNI(method=fm.registration), name="register")
     resample = pe.Node(ResampleToMNI(output_res=res, fwhm=fm.fwhm, high_pass=fm.high_pass,
                                      model_res=fm.model_res if fm.model_ready else None,
