@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +99,21 @@ def test_second_run_is_a_no_op(reference, bids):
     _app(bids, out, work)
     # Cached nodes do not run again, so no derivative is rewritten (the reports are redrawn).
     assert stamps() == before
+
+
+def test_deleted_or_changed_outputs_are_rewritten(reference, bids):
+    """Saving nodes run even when cached: a cleared output folder is filled again, byte for byte,
+    from the same work dir, and a changed derivative is put back."""
+    out, work, _, _ = reference
+    before = _data_files(out)
+    assert len(before) > 8
+    shutil.rmtree(out)
+    _app(bids, out, work)
+    assert _data_files(out) == before
+    tsv = next(out.glob("sub-01/func/*_desc-confounds_timeseries.tsv"))
+    tsv.write_text("changed\n")
+    _app(bids, out, work)
+    assert _data_files(out) == before
 
 
 def test_kill_9_then_resume_gives_the_uninterrupted_outputs(reference, bids, tmp_path):

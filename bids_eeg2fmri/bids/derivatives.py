@@ -189,7 +189,13 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
 
 
 def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``dest`` atomically and return ``dest`` as a Path."""
+    """Write ``data`` to ``dest`` atomically and return ``dest`` as a Path.
+
+    A ``dest`` that already holds exactly ``data`` is left untouched (a rerun changes nothing).
+    """
+    dest = Path(dest)
+    if dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
+        return dest
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data)
     return Path(dest)
