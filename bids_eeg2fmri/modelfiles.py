@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,12 @@ def checkpoint_safe_globals() -> list[Any]:
     core = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
     return [core._reconstruct, core.scalar, np.ndarray, np.dtype, TorchVersion,
             *(getattr(numpy.dtypes, n) for n in numpy.dtypes.__all__)]
+
+
+def checkpoint_error(exc: Exception) -> str:
+    """A short reason for a checkpoint that ``torch.load(weights_only=True)`` refused."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    if found:
+        return (f"it holds a Python object ({found.group(1)}) besides tensors and arrays; not "
+                "loaded because unpickling it could run code")
+    return " ".join(str(exc).split())[:300]

@@ -12,11 +12,12 @@ from ..bids.derivatives import atomic_write_text, remove_stale_temporaries, writ
 from ..bids.layout import collect_participants, format_plan, load_filters, load_layout
 from ..bids.validate import validate_input
 from ..config import Config
-from ..errors import ExitCode, UserError
+from ..errors import ExitCode, UserError, from_oserror
 from ..reports.html import write_participant_report
 from ..reports.methods import stages_from_config, update_citation
 from .checks import check_bids_dir, check_output_dir, check_work_dir
 from .execute import execute
+from .faults import Interrupted, handle_signals
 from .parser import PROG, parse_args
 
 log = logging.getLogger("bids_eeg2fmri")
@@ -39,24 +40,23 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("bidsschematools").setLevel(logging.WARNING)
         logging.getLogger("nipype.workflow").setLevel(logging.WARNING)
     try:
-        values, config_file = parse_args(argv)
-        config = Config.from_sources(values, config_file)
-        limit_threads(config.execution.omp_nthreads)
-        return int(run(config))
-    except UserError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"{PROG}: error: {exc.oneline()}", file=sys.stderr)
-        return int(exc.code)
+        with handle_signals():
+            values, config_file = parse_args(argv)
+            config = Config.from_sources(values, config_file)
+            limit_threads(config.execution.omp_nthreads)
+            return int(run(config))
+    except Interrupted as exc:
+        print(f"{PROG}: interrupted by {exc}; stopped", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except OSError as exc:
+    except (UserError, OSError) as exc:
         if debug:
             traceback.print_exc()
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return int(ExitCode.IO)
+        error = exc if isinstance(exc, UserError) else from_oserror(exc)
+        print(f"{PROG}: error: {error.oneline()}", file=sys.stderr)
+        return int(error.code)
 
 
 THREAD_VARIABLES = ("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",

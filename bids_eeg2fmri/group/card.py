@@ -144,7 +144,7 @@ def read_card(folder: str | os.PathLike) -> dict[str, Any]:
         card = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"no model card ({CARD_FILE}) in the model folder", path=folder) from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 or not JSON
         raise DataError(f"cannot read the model card: {exc}", path=path) from None
     if card.get("Format") != CARD_FORMAT or card.get("Direction") not in DIRECTIONS:
         raise DataError("not a bids_eeg2fmri model card (Format/Direction)", path=path)
@@ -161,4 +161,7 @@ def read_labels(folder: str | os.PathLike) -> nib.Nifti1Image:
     path = Path(folder) / LABELS_FILE
     if not path.is_file():
         raise DataError(f"no {LABELS_FILE} in the model folder", path=folder)
-    return nib.load(os.fspath(path))
+    try:
+        return nib.load(os.fspath(path))
+    except Exception as exc:  # nibabel raises several types for files that are not images
+        raise DataError(f"cannot read the label image: {exc}", path=path) from None

@@ -40,7 +40,8 @@ from tqdm.auto import tqdm
 
 from ..bids.derivatives import atomic_path, atomic_write_text
 from ..errors import DataError, UsageError
-from ..modelfiles import checkpoint_safe_globals, read_model_file, write_model_file
+from ..modelfiles import (LEGACY_FILE, checkpoint_error, checkpoint_safe_globals, read_model_file,
+                          write_model_file)
 from . import distributed as D
 
 LOG = logging.getLogger(__name__)
@@ -447,7 +448,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     except FileNotFoundError:
         raise DataError("model checkpoint not found", path=path) from None
     except Exception as exc:  # torch raises a variety of pickling/zip errors for corrupt files
-        raise DataError(f"cannot read model checkpoint: {exc}", path=path) from None
+        raise DataError(f"cannot read model checkpoint: {checkpoint_error(exc)}", path=path) from None
 
 
 class SavedModel:
@@ -505,8 +506,9 @@ def load_fitted_state(path: str | os.PathLike, fmt: str, what: str) -> dict[str,
     DataError
         When the file is unreadable or of another format.
     """
-    state = (read_model_file(path) if Path(path).suffix == ".safetensors"
-             else load_checkpoint(path))
+    # Training checkpoints (``*.pt``) load weights-only; a fitted model must be safetensors.
+    state = (load_checkpoint(path) if Path(path).suffix == ".pt" and Path(path).name != LEGACY_FILE
+             else read_model_file(path))
     if "fitted" in state:
         state = {**state["fitted"], "model_state": state["best_state"] or state["model"]}
     if state.get("format") != fmt:
