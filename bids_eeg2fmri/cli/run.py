@@ -8,16 +8,19 @@ import sys
 import traceback
 from pathlib import Path
 
-from ..bids.derivatives import atomic_write_text, remove_stale_temporaries, write_dataset_description
+from ..bids.derivatives import remove_stale_temporaries, write_dataset_description
+from ..bids.filters import check_filters
 from ..bids.layout import collect_participants, format_plan, load_filters, load_layout
 from ..bids.validate import validate_input
 from ..config import Config
 from ..errors import ExitCode, UserError, from_oserror
+from ..runlogs import save_config_text
 from ..reports.html import write_participant_report
 from ..reports.methods import stages_from_config, update_citation
 from .checks import check_bids_dir, check_output_dir, check_work_dir
 from .execute import execute
 from .faults import Interrupted, handle_signals
+from .preflight import check_model_dir, check_readable, input_files
 from .parser import PROG, parse_args
 
 log = logging.getLogger("bids_eeg2fmri")
@@ -102,10 +105,16 @@ def run_participant(config: Config) -> ExitCode:
         log.info("validating %s with bids-validator-deno", ex.bids_dir)
         validate_input(ex.bids_dir)
     layout = load_layout(ex.bids_dir, ex.bids_database_dir)
+    filters = load_filters(ex.bids_filter_file)
+    check_filters(layout, filters, ex.bids_filter_file, {
+        "subject": ex.participant_label, "session": ex.session_label, "task": ex.task_label})
     plans = collect_participants(layout, participant_label=ex.participant_label,
                                  session_label=ex.session_label, task_label=ex.task_label,
-                                 filters=load_filters(ex.bids_filter_file))
+                                 filters=filters)
     print(format_plan(plans), flush=True)
+    check_readable(input_files(plans, config.fmri.use_t1w))
+    if ex.model_dir is not None:
+        check_model_dir(ex.model_dir, plans)
     # Only the selected participants' folders: SLURM array tasks of other participants may be
     # writing their own temporaries into the same output folder right now.
     for plan in plans:
@@ -158,8 +167,8 @@ def _clean_interrupted(folder: Path) -> None:
 
 
 def save_config(config: Config) -> Path:
-    """Write the resolved configuration to ``<output_dir>/logs/config.toml``."""
-    return atomic_write_text(Path(config.execution.output_dir) / "logs" / "config.toml", config.to_toml())
+    """Write the resolved configuration to ``<output_dir>/logs/config-<time>-<pid>.toml``."""
+    return save_config_text(config.execution.output_dir, config.to_toml())
 
 
 if __name__ == "__main__":
