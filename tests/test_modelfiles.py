@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from bids_eeg2fmri import modelfiles as MF
-from bids_eeg2fmri.data.windows import WindowSpec
 from bids_eeg2fmri.errors import DataError, ExitCode
 from bids_eeg2fmri.group import card as C
-from bids_eeg2fmri.training import TrainConfig, fit, load_model
+from bids_eeg2fmri.training import load_model
 from bids_eeg2fmri.training.trainer import load_checkpoint
 from eeg2fmri_sim import simulate
+from modelfolder import make_model_folder
 
 
 class Payload:
@@ -37,14 +37,7 @@ def _pickle_bomb(path: Path, marker: Path) -> None:
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """A model folder as the group level writes it: weights, labels and card with checksums."""
-    runs, spec = simulate(n_subjects=2, n_volumes=60, target="voxels", seed=1)[:2]
-    fitted = fit(runs, spec, "ridge", window=WindowSpec(window=4),
-                 train_config=TrainConfig(epochs=1, seed=0))
-    out = tmp_path_factory.mktemp("model") / "ridge"
-    fitted.save(out / C.MODEL_FILE)
-    card = {"Format": C.CARD_FORMAT, "Name": "ridge", "Direction": "eeg2fmri"}
-    C.write_model_folder(out, fitted, spec.mask.astype(np.int16), np.eye(4), card)
-    return out
+    return make_model_folder(tmp_path_factory.mktemp("model") / "ridge")
 
 
 def _copy(folder: Path, tmp_path: Path) -> Path:

@@ -12,11 +12,13 @@ import os
 from typing import Any
 
 from ..errors import UsageError
+from .layout import BOLD_EXTENSIONS, EEG_FORMATS
 
 # What each filter key narrows: the query that selects that modality without the filter.
-MODALITY_QUERIES = {"bold": {"datatype": "func", "suffix": "bold"},
-                    "eeg": {"datatype": "eeg", "suffix": "eeg"},
-                    "t1w": {"datatype": "anat", "suffix": "T1w"}}
+MODALITY_QUERIES = {
+    "bold": {"datatype": "func", "suffix": "bold", "extension": list(BOLD_EXTENSIONS)},
+    "eeg": {"datatype": "eeg", "suffix": "eeg", "extension": list(EEG_FORMATS)},
+    "t1w": {"datatype": "anat", "suffix": "T1w", "extension": list(BOLD_EXTENSIONS)}}
 
 
 def check_filters(layout, filters: dict[str, dict[str, Any]], path: str | os.PathLike | None,
