@@ -97,15 +97,17 @@ def describe_errno(number: int | None, filename: str | os.PathLike | None,
         :class:`StorageError` (74) for any other I/O error.
     """
     where = Path(os.fspath(filename)) if filename else None
+    # The folder, not the file: the file is often a hidden temporary the user never sees.
+    folder = where if where is None or where.is_dir() else where.parent
     if number in NO_SPACE:
-        folder = where if where is None or where.is_dir() else where.parent
         return StorageError("no space left on device", path=folder)
     if number in NO_PERMISSION:
         return CantCreateError(f"cannot write here ({strerror}); choose a writable output and "
-                               "work folder", path=where)
+                               "work folder", path=folder)
     return StorageError(strerror, path=where)
 
 
 def from_oserror(exc: OSError) -> UserError:
-    """:func:`describe_errno` for a caught :class:`OSError`."""
-    return describe_errno(exc.errno, exc.filename, exc.strerror or str(exc))
+    """:func:`describe_errno` for a caught :class:`OSError` (a copy's destination, when it has
+    one, is the path that failed)."""
+    return describe_errno(exc.errno, exc.filename2 or exc.filename, exc.strerror or str(exc))

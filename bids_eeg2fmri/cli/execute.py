@@ -92,6 +92,8 @@ def execute(wf, *, work_dir: Path, crash_dir: Path, nprocs: int = 0, mem_gb: flo
                 args["memory_gb"] = mem_gb
             wf.run(plugin=guarded_multiproc(args))
     except Interrupted:
+        # The pool reports every future its killed workers leave behind; that is expected here.
+        logging.getLogger("concurrent.futures").setLevel(logging.CRITICAL)
         stop_workers()
         raise
     except RuntimeError as exc:

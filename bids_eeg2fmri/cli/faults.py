@@ -30,9 +30,10 @@ _PR_SET_PDEATHSIG = 1
 WATCHDOG_S = 0.5
 
 
-# "[Errno 28] No space left on device: '/x'" (Python), "errno = 28, error message = ..." (HDF5).
-_ERRNO = re.compile(r"\[Errno (\d+)\] ([^:'\n]+)(?::\s*'([^'\n]+)')?|errno = (\d+), error message = "
-                    r"'([^'\n]+)'(?:.*?name = '([^'\n]+)')?")
+# "[Errno 28] No space left on device: '/x'" or "...: 'src' -> 'dst'" (Python; the destination
+# is the one that matters), "errno = 28, error message = '...'" (HDF5).
+_ERRNO = re.compile(r"\[Errno (\d+)\] ([^:'\n]+)(?::\s*'([^'\n]+)'(?:\s*->\s*'([^'\n]+)')?)?"
+                    r"|(?:name = '([^'\n]+)', )?errno = (\d+), error message = '([^'\n]+)'")
 
 
 def classify_crash(text: str) -> tuple[ExitCode, str] | None:
@@ -43,9 +44,10 @@ def classify_crash(text: str) -> tuple[ExitCode, str] | None:
     """
     found = None
     for m in _ERRNO.finditer(text):
-        number = int(m.group(1) or m.group(4))
+        number = int(m.group(1) or m.group(6))
         if number in NO_SPACE or number in NO_PERMISSION:
-            found = describe_errno(number, m.group(3) or m.group(6), m.group(2) or m.group(5))
+            found = describe_errno(number, m.group(4) or m.group(3) or m.group(5),
+                                   m.group(2) or m.group(7))
     if found is None and "No space left on device" in text:
         found = describe_errno(errno.ENOSPC, None, "No space left on device")
     return None if found is None else (found.code, found.oneline())
@@ -143,6 +145,8 @@ def worker_initializer(cwd: str, parent: int) -> None:
     # A Ctrl-C reaches the whole process group; the main process stops the workers itself, so
     # nodes are not torn down half-way with a KeyboardInterrupt traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A forked worker inherits the main process's handler; SIGTERM from stop_workers must end it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
