@@ -139,3 +139,28 @@ def test_concurrent_runs_keep_their_own_config_logs(dataset, tmp_path):
     labels = sorted(next(line for line in p.read_text().splitlines()
                          if line.startswith("participant_label")) for p in logs)
     assert labels == ['participant_label = ["01"]', 'participant_label = ["04"]']
+
+
+@pytest.mark.parametrize("where", ["vhdr", "channels.tsv"])
+def test_duplicate_channel_names_are_named_at_startup(dataset, tmp_path, capsys, where):
+    ds = tmp_path / "ds"
+    shutil.copytree(dataset, ds)
+    eeg = ds / "sub-01" / "eeg"
+    if where == "vhdr":
+        path = next(eeg.glob("*_eeg.vhdr"))
+        lines = path.read_text(encoding="utf-8").splitlines()
+        first = next(line for line in lines if line.startswith("Ch1="))
+        name = first.split("=", 1)[1].split(",")[0]
+        lines = [f"Ch2={name}," + line.split("=", 1)[1].split(",", 1)[1]
+                 if line.startswith("Ch2=") else line for line in lines]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:
+        path = next(eeg.glob("*_channels.tsv"))
+        rows = path.read_text().splitlines()
+        name = rows[1].split("\t")[0]
+        rows[2] = "\t".join([name, *rows[2].split("\t")[1:]])
+        path.write_text("\n".join(rows) + "\n")
+    code, line = _run(_participant(ds, tmp_path), capsys)
+    assert code == 65
+    assert path.name in line and f"duplicate channel names {name} (×2)" in line
+    assert _no_work_done(tmp_path)

@@ -1,4 +1,5 @@
-"""Start-up checks that need the selected runs: readable inputs and a usable ``--model-dir``.
+"""Start-up checks that need the selected runs: readable inputs, distinct EEG channel names and a
+usable ``--model-dir``.
 
 Everything here runs before the first pipeline step, so a run that cannot succeed fails in
 seconds with one line instead of after hours of preprocessing.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,52 @@ def check_readable(paths: Iterable[Path]) -> None:
                 fh.read(1)
         except OSError as exc:
             raise DataError(f"cannot read the input file: {exc.strerror}", path=path) from None
+
+
+def check_channel_names(eeg_file: Path) -> None:
+    """Refuse an EEG recording whose channel names repeat, naming the duplicates (exit 65).
+
+    The names are read from the BIDS ``_channels.tsv`` beside the recording and, for
+    BrainVision, from the header's ``[Channel Infos]``; readers rename duplicates (``Fp1-0``)
+    and then fail far from the cause.
+    """
+    eeg_file = Path(eeg_file)
+    stem = eeg_file.name.rsplit("_eeg.", 1)[0]
+    sources: list[tuple[Path, list[str]]] = []
+    tsv = eeg_file.with_name(f"{stem}_channels.tsv")
+    if tsv.is_file():
+        rows = [line.split("\t") for line in tsv.read_text(errors="replace").splitlines() if line]
+        if rows and "name" in rows[0]:
+            col = rows[0].index("name")
+            sources.append((tsv, [r[col] for r in rows[1:] if len(r) > col]))
+    if eeg_file.suffix.lower() == ".vhdr":
+        sources.append((eeg_file, _vhdr_channel_names(eeg_file)))
+    for path, names in sources:
+        counts = Counter(names)
+        dups = [f"{name} (×{n})" for name, n in counts.items() if n > 1]
+        if dups:
+            raise DataError(f"duplicate channel names {', '.join(dups)}; every channel needs a "
+                            "name of its own", path=path)
+
+
+def _vhdr_channel_names(vhdr: Path) -> list[str]:
+    names, section = [], ""
+    for line in vhdr.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line.lower()
+        elif section == "[channel infos]" and line.lower().startswith("ch") and "=" in line:
+            names.append(line.split("=", 1)[1].split(",", 1)[0].replace("\\1", ","))
+    return names
+
+
+def check_inputs(plans: list[ParticipantPlan], use_t1w: bool) -> None:
+    """Every input readable (:func:`check_readable`), every EEG's channel names distinct."""
+    check_readable(input_files(plans, use_t1w))
+    for plan in plans:
+        for pair in plan.pairs:
+            if pair.eeg is not None:
+                check_channel_names(pair.eeg.path)
 
 
 def input_files(plans: list[ParticipantPlan], use_t1w: bool) -> list[Path]:

@@ -20,7 +20,7 @@ from ..reports.methods import stages_from_config, update_citation
 from .checks import check_bids_dir, check_output_dir, check_work_dir
 from .execute import execute
 from .faults import Interrupted, handle_signals
-from .preflight import check_model_dir, check_readable, input_files
+from .preflight import check_inputs, check_model_dir
 from .parser import PROG, parse_args
 
 log = logging.getLogger("bids_eeg2fmri")
@@ -112,7 +112,7 @@ def run_participant(config: Config) -> ExitCode:
                                  session_label=ex.session_label, task_label=ex.task_label,
                                  filters=filters)
     print(format_plan(plans), flush=True)
-    check_readable(input_files(plans, config.fmri.use_t1w))
+    check_inputs(plans, config.fmri.use_t1w)
     if ex.model_dir is not None:
         check_model_dir(ex.model_dir, plans)
     # Only the selected participants' folders: SLURM array tasks of other participants may be
