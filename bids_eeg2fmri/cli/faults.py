@@ -66,25 +66,42 @@ class Interrupted(KeyboardInterrupt):
 @contextmanager
 def handle_signals() -> Iterator[None]:
     """Raise :class:`Interrupted` at the first SIGINT/SIGTERM; later ones are ignored while the
-    run stops (a second Ctrl-C, or ``timeout`` following SIGTERM up, must not abort the cleanup).
-    Outside the main thread this does nothing."""
+    run stops and exits (a second Ctrl-C, or ``timeout`` following SIGTERM up, must not abort the
+    cleanup). Outside the main thread this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     stopping = []
+    # Python runs pending handlers in signal-number order, not arrival order: SIGTERM then SIGINT
+    # while the main thread is busy in C code would look like SIGINT first. The wake-up fd gets
+    # each signal's number as it arrives, so the first one sets the exit code.
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
 
     def handler(signum, frame):
         if stopping:
             return
-        stopping.append(signum)
-        raise Interrupted(signum)
+        try:
+            arrived = os.read(read_fd, 64)
+        except BlockingIOError:
+            arrived = b""
+        first = next((n for n in arrived if n in (signal.SIGINT, signal.SIGTERM)), signum)
+        stopping.append(first)
+        raise Interrupted(first)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for s, h in previous.items():
-            signal.signal(s, h)
+            # Once stopping, a late second signal must not kill the exiting process (Python
+            # would re-raise it as its exit status, losing 130/143).
+            signal.signal(s, signal.SIG_IGN if stopping else h)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(read_fd)
+        os.close(write_fd)
 
 
 def descendants(pid: int | None = None) -> list[int]:
