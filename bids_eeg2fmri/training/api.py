@@ -125,7 +125,7 @@ def fit(runs: Sequence[RunArrays], spec: DataSpec, model: str = "ridge", *,
     train_config
         Optimisation settings; defaults of :class:`TrainConfig`.
     out_dir
-        Where ``checkpoint.pt`` (every epoch), ``losses.tsv`` and the final ``model.pt`` go.
+        Where ``checkpoint.pt`` (every epoch), ``losses.tsv`` and the final ``model.safetensors`` go.
     resume
         Continue from ``out_dir/checkpoint.pt`` when present.
     on_epoch_end
