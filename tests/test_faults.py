@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pytest
+from faultdata import plant_nan_voxel, session_processes
 
 from bids_eeg2fmri.cli import faults
 from bids_eeg2fmri.cli.run import main as app_main
@@ -43,22 +43,22 @@ def eeg_only(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def nan_bold(tmp_path_factory, paired) -> Path:
     """The paired dataset with one NaN voxel: the fMRI preparation step fails."""
-    import shutil
 
     root = tmp_path_factory.mktemp("faults") / "nan"
     shutil.copytree(paired, root)
-    bold = next((root / "sub-01" / "func").glob("*_bold.nii.gz"))
-    img = nib.load(bold)
-    data = np.asarray(img.dataobj).astype(np.float32)
-    data[0, 0, 0, 5] = np.nan
-    header = img.header.copy()
-    header.set_data_dtype(np.float32)
-    nib.save(nib.Nifti1Image(data, img.affine, header), bold)
+    plant_nan_voxel(next((root / "sub-01" / "func").glob("*_bold.nii.gz")))
     return root
 
 
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def _app(bids: Path, out: Path, work: Path, *extra: str) -> subprocess.CompletedProcess:
+    """The participant level in a new process (default ``--nprocs 2``)."""
+    return subprocess.run([*APP, str(bids), str(out), "participant", "-w", str(work), *FAST,
+                           *(extra or ("--nprocs", "2"))],
+                          capture_output=True, text=True, timeout=900, env=_env())
 
 
 def _error_lines(err: str) -> list[str]:
@@ -68,9 +68,7 @@ def _error_lines(err: str) -> list[str]:
 # ----------------------------------------------------------------------------- one line per error
 @pytest.mark.parametrize("nprocs", ["1", "2"])
 def test_step_error_is_one_line_without_traceback(nan_bold, tmp_path, nprocs):
-    proc = subprocess.run([*APP, str(nan_bold), str(tmp_path / "out"), "participant", "-w",
-                           str(tmp_path / "w"), *FAST, "--nprocs", nprocs],
-                          capture_output=True, text=True, timeout=600, env=_env())
+    proc = _app(nan_bold, tmp_path / "out", tmp_path / "w", "--nprocs", nprocs)
     assert proc.returncode == 65, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
     lines = _error_lines(proc.stderr)
@@ -82,9 +80,7 @@ def test_step_error_is_one_line_without_traceback(nan_bold, tmp_path, nprocs):
 
 
 def test_debug_shows_the_step_traceback(nan_bold, tmp_path):
-    proc = subprocess.run([*APP, str(nan_bold), str(tmp_path / "out"), "participant", "-w",
-                           str(tmp_path / "w"), *FAST, "--nprocs", "1", "--debug"],
-                          capture_output=True, text=True, timeout=600, env=_env())
+    proc = _app(nan_bold, tmp_path / "out", tmp_path / "w", "--nprocs", "1", "--debug")
     assert proc.returncode == 65
     assert "Traceback" in proc.stderr + proc.stdout
 
@@ -155,9 +151,7 @@ def test_full_tmpfs_output_exits_74(paired, tmp_path):
     if not _mount("-t", "tmpfs", "-o", "size=3m", "tmpfs", str(out)):
         pytest.skip("cannot mount a tmpfs here")
     try:
-        proc = subprocess.run([*APP, str(paired), str(out / "out"), "participant", "-w",
-                               str(tmp_path / "w"), *FAST, "--nprocs", "2"],
-                              capture_output=True, text=True, timeout=900, env=_env())
+        proc = _app(paired, out / "out", tmp_path / "w")
     finally:
         subprocess.run(["umount", "-l", str(out)])
     assert proc.returncode == 74, proc.stderr[-3000:]
@@ -175,9 +169,7 @@ def test_read_only_output_subfolder_exits_73(eeg_only, tmp_path):
         subprocess.run(["umount", str(sub)], capture_output=True)
         pytest.skip("cannot make a read-only bind mount here")
     try:
-        proc = subprocess.run([*APP, str(eeg_only), str(tmp_path / "out"), "participant", "-w",
-                               str(tmp_path / "w"), *FAST, "--nprocs", "2"],
-                              capture_output=True, text=True, timeout=600, env=_env())
+        proc = _app(eeg_only, tmp_path / "out", tmp_path / "w")
     finally:
         subprocess.run(["umount", str(sub)])
     assert proc.returncode == 73, proc.stderr[-3000:]
@@ -186,20 +178,6 @@ def test_read_only_output_subfolder_exits_73(eeg_only, tmp_path):
 
 
 # ----------------------------------------------------------------------------- interrupts
-def _session(sid: int) -> list[int]:
-    """Live processes of session ``sid`` (the app and every worker it started)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return pids
-
-
 def _start_and_wait_for_workers(bids: Path, tmp_path: Path) -> subprocess.Popen:
     proc = subprocess.Popen([*APP, str(bids), str(tmp_path / "out"), "participant", "-w",
                              str(tmp_path / "w"), *FAST, "--nprocs", "2"], env=_env(),
@@ -208,7 +186,7 @@ def _start_and_wait_for_workers(bids: Path, tmp_path: Path) -> subprocess.Popen:
     deadline = time.monotonic() + 300
     # Two pool workers and at least one step started in them.
     while time.monotonic() < deadline and proc.poll() is None:
-        if len(_session(proc.pid)) >= 3 and any((tmp_path / "w").rglob("_node.pklz")):
+        if len(session_processes(proc.pid)) >= 3 and any((tmp_path / "w").rglob("_node.pklz")):
             break
         time.sleep(0.1)
     time.sleep(1.0)
@@ -218,9 +196,9 @@ def _start_and_wait_for_workers(bids: Path, tmp_path: Path) -> subprocess.Popen:
 
 def _assert_all_gone(sid: int, within: float) -> None:
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline and _session(sid):
+    while time.monotonic() < deadline and session_processes(sid):
         time.sleep(0.1)
-    left = _session(sid)
+    left = session_processes(sid)
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"processes still running: {left}"
@@ -248,7 +226,7 @@ def test_signals_stop_every_worker_within_10_s(paired, tmp_path, signals, code):
 
 def test_kill_9_of_the_main_process_leaves_no_worker(paired, tmp_path):
     proc = _start_and_wait_for_workers(paired, tmp_path)
-    workers = [p for p in _session(proc.pid) if p != proc.pid]
+    workers = [p for p in session_processes(proc.pid) if p != proc.pid]
     assert workers
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
