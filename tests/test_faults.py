@@ -186,7 +186,8 @@ def _start_and_wait_for_workers(bids: Path, tmp_path: Path) -> subprocess.Popen:
     deadline = time.monotonic() + 300
     # Two pool workers and at least one step started in them.
     while time.monotonic() < deadline and proc.poll() is None:
-        if len(session_processes(proc.pid)) >= 3 and any((tmp_path / "w").rglob("_node.pklz")):
+        started = any((tmp_path / "w").rglob("_node.pklz"))
+        if started and len(session_processes(proc.pid)) >= 3:
             break
         time.sleep(0.1)
     time.sleep(1.0)

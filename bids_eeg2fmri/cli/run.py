@@ -19,7 +19,7 @@ from ..reports.html import write_participant_report
 from ..reports.methods import stages_from_config, update_citation
 from .checks import check_bids_dir, check_output_dir, check_work_dir
 from .execute import execute
-from .faults import Interrupted, handle_signals
+from .faults import Interrupted, handle_signals, stop_workers
 from .preflight import check_inputs, check_model_dir
 from .parser import PROG, parse_args
 
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             limit_threads(config.execution.omp_nthreads)
             return int(run(config))
     except Interrupted as exc:
+        stop_workers()  # also what runs outside the pipeline (the validator, the apply step)
         print(f"{PROG}: interrupted by {exc}; stopped", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
