@@ -136,7 +136,8 @@ def read_crash_files(crash_dir: Path, since: float = 0.0) -> list[Failure]:
         error_lines = [m for m in map(_ERROR_LINE.match, lines) if m]
         last = error_lines[-1] if error_lines else None
         message = (f"{last.group(1)}: {last.group(2)}" if last else lines[-1]) if lines else "unknown"
-        user = last is not None and last.group(1) in _USER_ERRORS
+        user = (last is not None and last.group(0).startswith("bids_eeg2fmri.errors.")
+                and last.group(1) in _USER_ERRORS)
         code = _USER_ERRORS[last.group(1)] if user else ExitCode.FAILURE
         if user:
             message = last.group(2)
