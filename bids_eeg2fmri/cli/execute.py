@@ -46,7 +46,7 @@ def execute(wf, *, work_dir: Path, crash_dir: Path, nprocs: int = 0, mem_gb: flo
     crash_dir
         Where nipype writes crash files (one text file per failed node).
     nprocs
-        Parallel processes (0 = all cores); 1 runs serially.
+        Parallel worker processes (0 = all cores); 1 runs the steps one at a time.
     mem_gb
         Memory the scheduler may plan with (0 = 90 % of the machine).
     stop_on_first_crash
@@ -84,13 +84,12 @@ def execute(wf, *, work_dir: Path, crash_dir: Path, nprocs: int = 0, mem_gb: flo
     n_procs = nprocs or os.cpu_count() or 1
     started = time.time()
     try:
-        if n_procs == 1:
-            wf.run(plugin="Linear")
-        else:
-            args = {"n_procs": n_procs, "raise_insufficient": False}
-            if mem_gb:
-                args["memory_gb"] = mem_gb
-            wf.run(plugin=guarded_multiproc(args))
+        # Also for one process: nipype's Linear plugin runs the steps in this process, where it
+        # turns a Ctrl-C into one more crashed step and carries on with the next.
+        args = {"n_procs": n_procs, "raise_insufficient": False}
+        if mem_gb:
+            args["memory_gb"] = mem_gb
+        wf.run(plugin=guarded_multiproc(args))
     except Interrupted:
         # The pool reports every future its killed workers leave behind; that is expected here.
         logging.getLogger("concurrent.futures").setLevel(logging.CRITICAL)
