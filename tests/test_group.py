@@ -196,8 +196,6 @@ def test_eeg_band_features_train_and_apply(group_run, tmp_path):
 def test_fmri_input_pca_trains_and_applies(group_run, tmp_path):
     """``--fmri-input pca``: voxel components as input, recorded in the card, saved with the
     model and used again when the model is applied to a participant's BOLD."""
-    import torch
-
     out, bids = group_run["out"], group_run["bids"]
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
