@@ -3,7 +3,8 @@
 Values come from three layers, later ones winning: the defaults below, a TOML file given with
 ``--config``, and the command-line flags. Field names are unique across sections, so a flag's
 destination name says which field it sets. The resolved configuration is saved with every run
-(``logs/config.toml``) and can be fed back with ``--config`` to repeat it.
+(``logs/config-<time>-<pid>.toml``, one per invocation) and can be fed back with
+``--config`` to repeat it.
 """
 
 from __future__ import annotations

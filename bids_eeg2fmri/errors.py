@@ -6,8 +6,10 @@ else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -63,3 +65,49 @@ class DataError(UserError):
 
     def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:
         super().__init__(message, ExitCode.DATA, path)
+
+
+class CantCreateError(UserError):
+    """An output or work path that cannot be written: no permission, read-only (exit 73)."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:
+        super().__init__(message, ExitCode.CANT_CREATE, path)
+
+
+class StorageError(UserError):
+    """An output or work folder's disk or quota is full, or another I/O error (exit 74)."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:
+        super().__init__(message, ExitCode.IO, path)
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+NO_PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def describe_errno(number: int | None, filename: str | os.PathLike | None,
+                   strerror: str) -> UserError:
+    """The one-line error for operating-system error ``number`` on ``filename``.
+
+    Returns
+    -------
+    UserError
+        :class:`StorageError` (74, naming the folder) for a full disk or quota,
+        :class:`CantCreateError` (73) for a permission error or a read-only file system, and
+        :class:`StorageError` (74) for any other I/O error.
+    """
+    where = Path(os.fspath(filename)) if filename else None
+    # The folder, not the file: the file is often a hidden temporary the user never sees.
+    folder = where if where is None or where.is_dir() else where.parent
+    if number in NO_SPACE:
+        return StorageError("no space left on device", path=folder)
+    if number in NO_PERMISSION:
+        return CantCreateError(f"cannot write here ({strerror}); choose a writable output and "
+                               "work folder", path=folder)
+    return StorageError(strerror, path=where)
+
+
+def from_oserror(exc: OSError) -> UserError:
+    """:func:`describe_errno` for a caught :class:`OSError` (a copy's destination, when it has
+    one, is the path that failed)."""
+    return describe_errno(exc.errno, exc.filename2 or exc.filename, exc.strerror or str(exc))

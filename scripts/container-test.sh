@@ -315,7 +315,7 @@ lap "run participant"
 after=$(tree_hash "$DATA")
 [[ $before == "$after" ]] || die "the input dataset changed during the run (hash $before -> $after)"
 [[ -f $OUT/dataset_description.json ]] || die "no $OUT/dataset_description.json"
-[[ -f $OUT/logs/config.toml ]] || die "no $OUT/logs/config.toml"
+compgen -G "$OUT/logs/config-*.toml" > /dev/null || die "no $OUT/logs/config-*.toml"
 python3 - "$OUT/dataset_description.json" "$IMAGE" <<'EOF' \
     || die "dataset_description.json is wrong (see above)"
 import json, sys

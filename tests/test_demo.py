@@ -51,7 +51,7 @@ def test_demo_output_is_complete_valid_and_indexed(demo):
     assert (deriv / "group.html").is_file()
     assert list((deriv / "group").glob("direction-eeg2fmri_model-*_desc-cv_metrics.tsv"))
     assert list((deriv / "group").glob("direction-fmri2eeg_model-*_desc-cv_metrics.tsv"))
-    assert list((deriv / "models").glob("*/*/model.pt"))
+    assert list((deriv / "models").glob("*/*/model.safetensors"))
     assert (deriv / "logs" / "CITATION.md").is_file()
 
     result = run_validator(deriv)

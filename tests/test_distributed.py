@@ -135,7 +135,7 @@ def test_two_process_ddp_matches_one_process_and_only_rank0_writes(tmp_path):
 
     # Only rank 0 wrote: checkpoints, loss logs and models of all three fits, nothing from rank 1.
     expected = {f"{name}/{f}" for name in ("whole", "part", "tcnn")
-                for f in ("checkpoint.pt", "losses.tsv", "model.pt")}
+                for f in ("checkpoint.pt", "losses.tsv", "model.safetensors")}
     assert _files(two_out / "rank0") == expected
     assert not (two_out / "rank1").exists()
     assert _files(one_out / "rank0") == expected

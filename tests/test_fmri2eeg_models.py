@@ -129,7 +129,7 @@ def test_fit_save_load_and_bad_input(tmp_path):
     fitted = fit(runs, spec, "rnn-seq2seq", window=window,
                  train_config=TrainConfig(epochs=2, progress=False), out_dir=tmp_path)
     assert fitted.model.shape == model_shape(spec, window)
-    loaded = load_spectrogram_model(tmp_path / "model.pt")
+    loaded = load_spectrogram_model(tmp_path / "model.safetensors")
     a = evaluate(fitted, runs, bands=info["bands"], groups=info["groups"])
     b = evaluate(loaded, runs, bands=info["bands"], groups=info["groups"])
     np.testing.assert_allclose(a.pred, b.pred, atol=1e-6)

@@ -70,8 +70,8 @@ def test_pca_model_trains_saves_and_projects_alike(tmp_path):
     ev = F.evaluate(fitted, pruns, samples=samples, rows=test,
                     groups={"occ": ["O1", "O2"]}, bands={"alpha": (8.0, 13.0)})
     assert ev.metrics["r_alpha_occ"] > 0.5, ev.metrics
-    fitted.save(tmp_path / "model.pt")
-    loaded = F.load_spectrogram_model(tmp_path / "model.pt")
+    fitted.save(tmp_path / "model.safetensors")
+    loaded = F.load_spectrogram_model(tmp_path / "model.safetensors")
     np.testing.assert_allclose(loaded.input_pca.components, pca.components, rtol=1e-6)
     vox = np.asarray(runs[3].bold)
     np.testing.assert_allclose(loaded.input_pca.transform(vox), pruns[3].bold, atol=1e-4)

@@ -24,6 +24,7 @@ from bids_eeg2fmri.bids.layout import ParticipantPlan
 from bids_eeg2fmri.cli.run import main as app
 from bids_eeg2fmri.cli.simulate import main as simulate
 from bids_eeg2fmri.config import Config
+from bids_eeg2fmri.modelfiles import read_model_file
 from bids_eeg2fmri.errors import DataError
 from bids_eeg2fmri.group.run import metrics_path, single_region_path
 
@@ -88,7 +89,7 @@ def test_group_level_writes_metrics_models_and_report(group_run):
                     "test_subject"} <= set(table.columns)
             assert np.isfinite(table[["mse", "r"]].to_numpy()).all()
             folder = out / "models" / direction / name
-            assert (folder / "model.pt").is_file() and (folder / "regions_dseg.nii.gz").is_file()
+            assert (folder / "model.safetensors").is_file() and (folder / "regions_dseg.nii.gz").is_file()
             card = json.loads((folder / "model.json").read_text())
             assert card["Direction"] == direction and card["Name"] == name
             assert card["Data"]["Subjects"] == ["01", "02", "03"]
@@ -195,8 +196,6 @@ def test_eeg_band_features_train_and_apply(group_run, tmp_path):
 def test_fmri_input_pca_trains_and_applies(group_run, tmp_path):
     """``--fmri-input pca``: voxel components as input, recorded in the card, saved with the
     model and used again when the model is applied to a participant's BOLD."""
-    import torch
-
     out, bids = group_run["out"], group_run["bids"]
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
@@ -212,7 +211,7 @@ def test_fmri_input_pca_trains_and_applies(group_run, tmp_path):
     folder = copy / "models" / "fmri2eeg" / "ridge"
     card = json.loads((folder / "model.json").read_text())
     assert card["Data"]["Input"] == "pca" and card["Data"]["Atlas"] is None
-    state = torch.load(folder / "model.pt", weights_only=False)
+    state = read_model_file(folder / "model.safetensors")
     assert state["input_pca"]["components"].shape[0] == 12
     mask = np.asarray(nib.load(folder / "regions_dseg.nii.gz").dataobj)
     assert state["input_pca"]["components"].shape[1] == int((mask > 0).sum())

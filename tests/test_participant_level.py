@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from conftest import tree_hash
+from faultdata import plant_nan_voxel, session_processes
 
 from bids_eeg2fmri.cli.run import main as app_main
 from bids_eeg2fmri.simulate import SimulationParams, simulate_dataset
@@ -100,6 +103,21 @@ def test_second_run_is_a_no_op(reference, bids):
     assert stamps() == before
 
 
+def test_deleted_or_changed_outputs_are_rewritten(reference, bids):
+    """Saving nodes run even when cached: a cleared output folder is filled again, byte for byte,
+    from the same work dir, and a changed derivative is put back."""
+    out, work, _, _ = reference
+    before = _data_files(out)
+    assert len(before) > 8
+    shutil.rmtree(out)
+    _app(bids, out, work)
+    assert _data_files(out) == before
+    tsv = next(out.glob("sub-01/func/*_desc-confounds_timeseries.tsv"))
+    tsv.write_text("changed\n")
+    _app(bids, out, work)
+    assert _data_files(out) == before
+
+
 def test_kill_9_then_resume_gives_the_uninterrupted_outputs(reference, bids, tmp_path):
     ref_out, _, _, _ = reference
     out, work = tmp_path / "out", tmp_path / "work"
@@ -126,16 +144,40 @@ def test_kill_9_then_resume_gives_the_uninterrupted_outputs(reference, bids, tmp
     assert _data_files(out) == _data_files(ref_out)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kill_9_of_the_main_process_at_a_random_step_then_resume(reference, bids, tmp_path, seed):
+    """kill -9 of the main process alone after a random number of finished steps: its workers
+    exit by themselves, and the resumed run's outputs equal the uninterrupted run's byte for byte
+    (the worker processes of the two runs ran different step sequences)."""
+    ref_out, ref_work, _, _ = reference
+    n_steps = len(list(ref_work.rglob("result_*.pklz")))
+    target = random.Random(seed).randint(1, n_steps - 1)
+    out, work = tmp_path / "out", tmp_path / "work"
+    proc = subprocess.Popen([*APP, str(bids), str(out), "participant", "-w", str(work), *FAST],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if len(list(work.rglob("result_*.pklz"))) >= target:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    deadline = time.time() + 10
+    while time.time() < deadline and session_processes(proc.pid):
+        time.sleep(0.1)
+    assert not session_processes(proc.pid), "workers outlived the main process"
+    _app(bids, out, work)
+    assert _data_files(out) == _data_files(ref_out)
+
+
 def test_bad_voxels_exit_65_naming_the_file(bids, tmp_path, capsys):
     broken = tmp_path / "bids"
     simulate_dataset(broken, SimulationParams(**{**SIM, "eeg_only_subjects": 0}))
     bold = next((broken / "sub-01" / "func").glob("*_bold.nii.gz"))
-    img = nib.load(bold)
-    data = np.asarray(img.dataobj).astype(np.float32)
-    data[0, 0, 0, 5] = np.nan
-    header = img.header.copy()
-    header.set_data_dtype(np.float32)
-    nib.save(nib.Nifti1Image(data, img.affine, header), bold)
+    plant_nan_voxel(bold)
     code = app_main([str(broken), str(tmp_path / "out"), "participant", "-w", str(tmp_path / "w"),
                      *FAST])
     err = capsys.readouterr().err

@@ -64,7 +64,7 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, model, hparam
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == -9, proc.stderr[-2000:]
-    assert (out / "checkpoint.pt").exists() and not (out / "model.pt").exists()
+    assert (out / "checkpoint.pt").exists() and not (out / "model.safetensors").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no stray temporaries
     resumed = fit(runs, spec, model, window=WIN, train_config=cfg, out_dir=out, resume=True,
                   hparams=hparams)
@@ -79,7 +79,7 @@ def test_checkpoint_roundtrip_and_application_checks(tmp_path):
     runs, spec = _data()
     fitted = fit(runs, spec, "cnn", window=WIN, train_config=TrainConfig(epochs=2),
                  out_dir=tmp_path)
-    loaded = load_model(tmp_path / "model.pt")
+    loaded = load_model(tmp_path / "model.safetensors")
     assert loaded.data_spec.channels == spec.channels
     assert np.array_equal(loaded.data_spec.mask, spec.mask)
     assert np.allclose(loaded.data_spec.affine, spec.affine)
@@ -89,7 +89,7 @@ def test_checkpoint_roundtrip_and_application_checks(tmp_path):
     # a new, EEG-only style subject: normalised from its own EEG, scored without retraining
     new_runs, new_spec = simulate(n_subjects=1, n_volumes=50, target="voxels", seed=9)[:2]
     new_runs[0].subject = "99"
-    ev = evaluate(tmp_path / "model.pt", new_runs, new_spec)
+    ev = evaluate(tmp_path / "model.safetensors", new_runs, new_spec)
     assert np.isfinite(ev.metrics["model_mse"]) and "model_ssim" in ev.metrics
 
     renamed = DataSpec.from_dict({**spec.to_dict(), "channels": ["X1"] + spec.channels[1:]})

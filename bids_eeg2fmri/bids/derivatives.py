@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..errors import ExitCode, UserError
+from ..errors import from_oserror
 
 CODE_URL = "https://github.com/bids-eeg2fmri/bids_eeg2fmri"
 PIPELINE_NAME = "bids_eeg2fmri"
@@ -172,8 +172,7 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create output folder: {exc.strerror}", ExitCode.CANT_CREATE,
-                        dest.parent) from None
+        raise from_oserror(exc) from None
     tmp = dest.with_name(f"{TMP_PREFIX}{secrets.token_hex(4)}-{dest.name}")
     try:
         yield tmp
@@ -189,7 +188,13 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
 
 
 def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``dest`` atomically and return ``dest`` as a Path."""
+    """Write ``data`` to ``dest`` atomically and return ``dest`` as a Path.
+
+    A ``dest`` that already holds exactly ``data`` is left untouched (a rerun changes nothing).
+    """
+    dest = Path(dest)
+    if dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
+        return dest
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data)
     return Path(dest)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ExitCode
+from .faults import Interrupted, classify_crash, guarded_multiproc, stop_workers
 
 log = logging.getLogger("bids_eeg2fmri")
 
@@ -19,12 +20,13 @@ POLL_SLEEP_S = 0.1
 
 @dataclass
 class Failure:
-    """One crashed node: where it ran and the last line of its error."""
+    """One crashed node: where it ran, the last line of its error and the exit code of its cause."""
 
     node: str
     message: str
     crash_file: Path
     user_error: bool
+    code: ExitCode = ExitCode.FAILURE
 
     def oneline(self) -> str:
         """``<run>: <error> (crash file <path>)`` on one line."""
@@ -44,7 +46,7 @@ def execute(wf, *, work_dir: Path, crash_dir: Path, nprocs: int = 0, mem_gb: flo
     crash_dir
         Where nipype writes crash files (one text file per failed node).
     nprocs
-        Parallel processes (0 = all cores); 1 runs serially.
+        Parallel worker processes (0 = all cores); 1 runs the steps one at a time.
     mem_gb
         Memory the scheduler may plan with (0 = 90 % of the machine).
     stop_on_first_crash
@@ -53,8 +55,13 @@ def execute(wf, *, work_dir: Path, crash_dir: Path, nprocs: int = 0, mem_gb: flo
     Returns
     -------
     code, failures
-        ``OK``; ``DATA`` when every failure was a bad input file; ``FAILURE`` otherwise; and one
+        ``OK``; else the code of the failures' cause (:func:`combined_code`); and one
         :class:`Failure` per crashed node.
+
+    Raises
+    ------
+    Interrupted
+        On SIGINT/SIGTERM, once every worker process has been stopped.
     """
     crash_dir.mkdir(parents=True, exist_ok=True)
     wf.base_dir = os.fspath(work_dir)
@@ -66,29 +73,53 @@ def execute(wf, *, work_dir: Path, crash_dir: Path, nprocs: int = 0, mem_gb: flo
         "remove_unnecessary_outputs": False,
     })
     wf.config["monitoring"] = {"enabled": False}
-    # nipype resets its loggers from this section when it starts: keep per-node chatter for --debug.
-    level = "DEBUG" if log.isEnabledFor(logging.DEBUG) else "WARNING"
-    wf.config["logging"] = {"workflow_level": level, "interface_level": level, "utils_level": level}
+    # Without --debug nipype's workflow logger stays silent: it prints every crash with its
+    # traceback (the crash file has it) and the failures are summarised below, one line each.
+    # Pool workers inherit the level when they are forked; the section below is for others.
+    debug = log.isEnabledFor(logging.DEBUG)
+    level = "DEBUG" if debug else "CRITICAL"
+    logging.getLogger("nipype.workflow").setLevel(level)
+    wf.config["logging"] = {"workflow_level": level, "interface_level": level if debug else "WARNING",
+                            "utils_level": level if debug else "WARNING"}
     n_procs = nprocs or os.cpu_count() or 1
     started = time.time()
     try:
-        if n_procs == 1:
-            wf.run(plugin="Linear")
-        else:
-            args = {"n_procs": n_procs, "raise_insufficient": False}
-            if mem_gb:
-                args["memory_gb"] = mem_gb
-            wf.run(plugin="MultiProc", plugin_args=args)
+        # Also for one process: nipype's Linear plugin runs the steps in this process, where it
+        # turns a Ctrl-C into one more crashed step and carries on with the next.
+        args = {"n_procs": n_procs, "raise_insufficient": False}
+        if mem_gb:
+            args["memory_gb"] = mem_gb
+        wf.run(plugin=guarded_multiproc(args))
+    except Interrupted:
+        # The pool reports every future its killed workers leave behind; that is expected here.
+        logging.getLogger("concurrent.futures").setLevel(logging.CRITICAL)
+        stop_workers()
+        raise
     except RuntimeError as exc:
         failures = read_crash_files(crash_dir, since=started)
         if not failures:
-            log.error("the workflow failed: %s", exc)
-            return ExitCode.FAILURE, []
-        code = ExitCode.DATA if all(f.user_error for f in failures) else ExitCode.FAILURE
-        return code, failures
+            cause = classify_crash(str(exc))
+            log.error("the workflow failed: %s", cause[1] if cause else exc)
+            return (cause[0] if cause else ExitCode.FAILURE), []
+        return combined_code(failures), failures
     return ExitCode.OK, []
 
 
+def combined_code(failures: list[Failure]) -> ExitCode:
+    """One exit code for several failures: a full disk (74) or an unwritable folder (73) explains
+    everything else; then a bug (1); ``DATA`` (65) or ``USAGE`` (64) only when all are user errors.
+    """
+    codes = {f.code for f in failures}
+    for code in (ExitCode.IO, ExitCode.CANT_CREATE, ExitCode.FAILURE):
+        if code in codes:
+            return code
+    return max(codes)
+
+
+# The error classes of bids_eeg2fmri.errors by the name a traceback prints, with their exit code.
+_USER_ERRORS = {"DataError": ExitCode.DATA, "UsageError": ExitCode.USAGE,
+                "UserError": ExitCode.DATA, "CantCreateError": ExitCode.CANT_CREATE,
+                "StorageError": ExitCode.IO}
 _ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*Error|\w*Exception)\b:?\s*(.*)$")
 
 
@@ -104,12 +135,16 @@ def read_crash_files(crash_dir: Path, since: float = 0.0) -> list[Failure]:
         error_lines = [m for m in map(_ERROR_LINE.match, lines) if m]
         last = error_lines[-1] if error_lines else None
         message = (f"{last.group(1)}: {last.group(2)}" if last else lines[-1]) if lines else "unknown"
-        user = any(name in text for name in ("bids_eeg2fmri.errors.DataError",
-                                             "bids_eeg2fmri.errors.UserError",
-                                             "bids_eeg2fmri.errors.UsageError"))
-        if user and last:
+        user = (last is not None and last.group(0).startswith("bids_eeg2fmri.errors.")
+                and last.group(1) in _USER_ERRORS)
+        code = _USER_ERRORS[last.group(1)] if user else ExitCode.FAILURE
+        if user:
             message = last.group(2)
-        failures.append(Failure(_run_of(node.group(1)) if node else path.name, message, path, user))
+        cause = classify_crash(text)
+        if cause is not None:
+            code, message = cause
+        failures.append(Failure(_run_of(node.group(1)) if node else path.name, message, path,
+                                user or cause is not None, code))
     return failures
 
 

@@ -8,17 +8,21 @@ import sys
 import traceback
 from pathlib import Path
 
+from ..bids.derivatives import remove_stale_temporaries, write_dataset_description
 from ..bids.eegderivatives import check_eeg_derivatives
+from ..bids.filters import check_filters
 from ..bids.fmriprep import check_fmri_derivatives
-from ..bids.derivatives import atomic_write_text, remove_stale_temporaries, write_dataset_description
 from ..bids.layout import collect_participants, format_plan, load_filters, load_layout
 from ..bids.validate import validate_input
 from ..config import Config
-from ..errors import ExitCode, UserError
+from ..errors import ExitCode, UserError, from_oserror
+from ..runlogs import save_config_text
 from ..reports.html import write_participant_report
 from ..reports.methods import stages_from_config, update_citation
 from .checks import check_bids_dir, check_output_dir, check_path_options, check_work_dir
 from .execute import execute
+from .faults import Interrupted, handle_signals, stop_workers
+from .preflight import check_inputs, check_model_dir
 from .parser import PROG, parse_args
 
 log = logging.getLogger("bids_eeg2fmri")
@@ -41,24 +45,24 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("bidsschematools").setLevel(logging.WARNING)
         logging.getLogger("nipype.workflow").setLevel(logging.WARNING)
     try:
-        values, config_file = parse_args(argv)
-        config = Config.from_sources(values, config_file)
-        limit_threads(config.execution.omp_nthreads)
-        return int(run(config))
-    except UserError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"{PROG}: error: {exc.oneline()}", file=sys.stderr)
-        return int(exc.code)
+        with handle_signals():
+            values, config_file = parse_args(argv)
+            config = Config.from_sources(values, config_file)
+            limit_threads(config.execution.omp_nthreads)
+            return int(run(config))
+    except Interrupted as exc:
+        stop_workers()  # also what runs outside the pipeline (the validator, the apply step)
+        print(f"{PROG}: interrupted by {exc}; stopped", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except OSError as exc:
+    except (UserError, OSError) as exc:
         if debug:
             traceback.print_exc()
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return int(ExitCode.IO)
+        error = exc if isinstance(exc, UserError) else from_oserror(exc)
+        print(f"{PROG}: error: {error.oneline()}", file=sys.stderr)
+        return int(error.code)
 
 
 THREAD_VARIABLES = ("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -105,15 +109,21 @@ def run_participant(config: Config) -> ExitCode:
         log.info("validating %s with bids-validator-deno", ex.bids_dir)
         validate_input(ex.bids_dir)
     layout = load_layout(ex.bids_dir, ex.bids_database_dir)
+    filters = load_filters(ex.bids_filter_file)
+    check_filters(layout, filters, ex.bids_filter_file, {
+        "subject": ex.participant_label, "session": ex.session_label, "task": ex.task_label})
     plans = collect_participants(layout, participant_label=ex.participant_label,
                                  session_label=ex.session_label, task_label=ex.task_label,
-                                 filters=load_filters(ex.bids_filter_file))
+                                 filters=filters)
     print(format_plan(plans), flush=True)
     if config.eeg.eeg_derivatives is not None:
         check_eeg_derivatives(config.eeg.eeg_derivatives,
                               [p.eeg.path for plan in plans for p in plan.pairs if p.eeg])
     fmriprep = None if config.fmri.fmri_derivatives is None else check_fmri_derivatives(
         config.fmri.fmri_derivatives, [p.bold.path for plan in plans for p in plan.pairs if p.bold])
+    check_inputs(plans, config.fmri.use_t1w)
+    if ex.model_dir is not None:
+        check_model_dir(ex.model_dir, plans)
     # Only the selected participants' folders: SLURM array tasks of other participants may be
     # writing their own temporaries into the same output folder right now.
     for plan in plans:
@@ -166,8 +176,8 @@ def _clean_interrupted(folder: Path) -> None:
 
 
 def save_config(config: Config) -> Path:
-    """Write the resolved configuration to ``<output_dir>/logs/config.toml``."""
-    return atomic_write_text(Path(config.execution.output_dir) / "logs" / "config.toml", config.to_toml())
+    """Write the resolved configuration to ``<output_dir>/logs/config-<time>-<pid>.toml``."""
+    return save_config_text(config.execution.output_dir, config.to_toml())
 
 
 if __name__ == "__main__":

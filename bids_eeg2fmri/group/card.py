@@ -1,11 +1,13 @@
-"""Model folders: ``model.pt``, the model card ``model.json`` and the target/input label image.
+"""Model folders: ``model.safetensors``, the card ``model.json`` and the target/input label image.
 
 A model folder (``OUT/models/<direction>/<name>/``) is everything ``--model-dir`` needs:
 
-- ``model.pt`` — the fitted model (:meth:`bids_eeg2fmri.training.api.FittedModel.save` or
+- ``model.safetensors`` — the fitted model, weights and JSON description (see
+  :mod:`bids_eeg2fmri.modelfiles`; :meth:`bids_eeg2fmri.training.api.FittedModel.save` or
   :meth:`bids_eeg2fmri.training.fmri2eeg.SpectrogramModel.save`);
 - ``model.json`` — the model card (:func:`model_card`), whose ``Direction`` tells the apply step
-  which loader to use;
+  which loader to use and whose ``Files`` pins the SHA-256 of every other file (checked before
+  any of them is read);
 - ``regions_dseg.nii.gz`` — the label image on the model grid: the EEG→fMRI region targets (label
   ``i`` is ``Data.Regions[i − 1]``; region predictions are painted into these voxels), the
   fMRI→EEG input regions (GM parts plus non-GM), or for voxel targets the mask (label 1).
@@ -13,7 +15,6 @@ A model folder (``OUT/models/<direction>/<name>/``) is everything ``--model-dir`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -26,21 +27,13 @@ import numpy as np
 from .._version import __version__
 from ..bids.derivatives import atomic_path, write_json
 from ..errors import DataError
+from ..modelfiles import LEGACY_FILE, WEIGHTS_FILE, legacy_error, sha256, verify_files
 
-MODEL_FILE = "model.pt"
+MODEL_FILE = WEIGHTS_FILE
 CARD_FILE = "model.json"
 LABELS_FILE = "regions_dseg.nii.gz"
 CARD_FORMAT = "bids_eeg2fmri-model-card-1"
 DIRECTIONS = ("eeg2fmri", "fmri2eeg")
-
-
-def sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file (the card pins the weights it describes)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def n_parameters(model: Any) -> int:
@@ -80,7 +73,7 @@ def model_card(*, name: str, direction: str, fitted: Any, data: dict[str, Any],
     config
         The ``[group]`` configuration.
     model_file
-        The written ``model.pt`` (its checksum goes into the card).
+        The written ``model.safetensors`` (its checksum goes into the card).
     entry
         The registry entry (paper, class).
 
@@ -118,9 +111,10 @@ def model_card(*, name: str, direction: str, fitted: Any, data: dict[str, Any],
 
 def write_model_folder(folder: Path, fitted: Any, labels: np.ndarray, affine: np.ndarray,
                        card: dict[str, Any]) -> Path:
-    """Write the label image and the card (``model.pt`` must already be in ``folder``)."""
+    """Write the label image and the card (the model file must already be in ``folder``)."""
     with atomic_path(folder / LABELS_FILE) as tmp:
         nib.save(nib.Nifti1Image(np.asarray(labels, dtype=np.int16), affine), tmp)
+    card = {**card, "Files": {name: sha256(folder / name) for name in (MODEL_FILE, LABELS_FILE)}}
     return write_json(folder / CARD_FILE, json_safe(card))
 
 
@@ -143,15 +137,22 @@ def read_card(folder: str | os.PathLike) -> dict[str, Any]:
     if not folder.is_dir():
         raise DataError("model folder not found", path=folder)
     if not (folder / MODEL_FILE).is_file():
+        if (folder / LEGACY_FILE).exists():
+            raise legacy_error(folder / LEGACY_FILE)
         raise DataError(f"no {MODEL_FILE} in the model folder", path=folder)
     try:
         card = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"no model card ({CARD_FILE}) in the model folder", path=folder) from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 or not JSON
         raise DataError(f"cannot read the model card: {exc}", path=path) from None
     if card.get("Format") != CARD_FORMAT or card.get("Direction") not in DIRECTIONS:
         raise DataError("not a bids_eeg2fmri model card (Format/Direction)", path=path)
+    files = card.get("Files")
+    if not isinstance(files, dict) or MODEL_FILE not in files or LABELS_FILE not in files:
+        raise DataError(f"the model card lists no SHA-256 for {MODEL_FILE} and {LABELS_FILE} "
+                        "(Files); retrain the model with this version", path=path)
+    verify_files(folder, files)
     return card
 
 
@@ -160,4 +161,7 @@ def read_labels(folder: str | os.PathLike) -> nib.Nifti1Image:
     path = Path(folder) / LABELS_FILE
     if not path.is_file():
         raise DataError(f"no {LABELS_FILE} in the model folder", path=folder)
-    return nib.load(os.fspath(path))
+    try:
+        return nib.load(os.fspath(path))
+    except Exception as exc:  # nibabel raises several types for files that are not images
+        raise DataError(f"cannot read the label image: {exc}", path=path) from None

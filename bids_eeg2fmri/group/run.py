@@ -21,7 +21,6 @@ import logging
 import math
 import os
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from ..data.splits import make_folds
 from ..data.windows import DataSpec, RunArrays, SequenceSpec, index_samples
 from ..errors import ExitCode, UsageError, UserError
 from ..models import registry
+from ..runlogs import latest_config
 from ..training.distributed import is_main_process
 from ..training.trainer import TrainConfig
 from . import card as C
@@ -392,14 +392,7 @@ def _write_outputs(config: Config, direction: str, data: GroupData, res: Directi
 
 def _participant_options(out: Path) -> dict[str, dict[str, Any]]:
     """``[fmri]``/``[eeg]`` of the participant level's saved configuration (for CITATION.md)."""
-    path = out / "logs" / "config.toml"
-    try:
-        with open(path, "rb") as fh:
-            saved = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-    if saved.get("execution", {}).get("analysis_level") != "participant":
-        return {}
+    saved = latest_config(out, "participant")
     return {k: saved[k] for k in ("fmri", "eeg") if isinstance(saved.get(k), dict)}
 
 
@@ -440,7 +433,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     config
         The resolved configuration.
     save
-        Writes this run's ``logs/config.toml``; called after the participant level's saved
+        Writes this run's ``logs/config-<time>-<pid>.toml``; called after the participant level's saved
         options have been read.
 
     Raises

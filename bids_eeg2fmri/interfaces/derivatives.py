@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,9 @@ def save_derivative(in_file: str | Path, *, out_dir: str | Path, source_file: st
                     extension: str | None = None, datatype: str | None = None,
                     entities: dict | None = None, metadata: dict | None = None) -> Path:
     """Copy ``in_file`` atomically to its derivative path; write its sidecar when metadata is given.
+
+    A destination that already holds the same bytes is not rewritten; a missing or different one
+    is.
 
     Parameters
     ----------
@@ -44,8 +48,10 @@ def save_derivative(in_file: str | Path, *, out_dir: str | Path, source_file: st
         extension = name[name.index("."):] if "." in name else ""
     dest = build_path(out_dir, source_file, suffix=suffix, extension=extension, datatype=datatype,
                       **(entities or {}))
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(in_file, tmp)
+    # An identical file is left alone, so a rerun keeps its time stamp and hard links.
+    if not (dest.is_file() and filecmp.cmp(in_file, dest, shallow=False)):
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(in_file, tmp)
     if metadata is not None:
         write_sidecar(dest, metadata)
     return dest
@@ -71,6 +77,9 @@ class SaveDerivative(SimpleInterface):
 
     input_spec = _SaveDerivativeInput
     output_spec = _SaveDerivativeOutput
+    # Run on every execution, cached or not: the output folder may have been cleared or edited
+    # since the work dir cached this node, and the outputs must always match the work dir.
+    _always_run = True
 
     def _run_interface(self, runtime):
         i = self.inputs

@@ -24,7 +24,10 @@ def load_template(resolution: int = 2) -> nib.Nifti1Image:
     from nilearn.datasets import load_mni152_template
 
     img = load_mni152_template(resolution=_check_res(resolution))
-    data = np.asarray(img.dataobj, dtype=np.float32)
+    # A copy: nilearn caches this image (lru_cache) and derives its brain mask from the cached
+    # array (> 0.2); normalising it in place changed the mask of every later step in the same
+    # process, so results depended on what the worker had run before.
+    data = np.array(img.dataobj, dtype=np.float32, copy=True)
     data /= max(float(data.max()), 1e-6)
     return nib.Nifti1Image(data, img.affine)
 
@@ -49,7 +52,7 @@ def load_tissue_probability(kind: str, resolution: int = 2) -> nib.Nifti1Image:
     if kind not in loaders:
         raise ValueError(f"unknown tissue {kind!r}; choose from {sorted(loaders)}")
     img = loaders[kind](resolution=_check_res(resolution))
-    data = np.asarray(img.dataobj, dtype=np.float32)
+    data = np.array(img.dataobj, dtype=np.float32, copy=True)  # never normalise nilearn's array
     data /= max(float(data.max()), 1e-6)
     return nib.Nifti1Image(data, img.affine)
 

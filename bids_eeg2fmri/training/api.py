@@ -29,12 +29,13 @@ from ..data.normalise import EEGNormaliser, TargetNormaliser
 from ..data.splits import blocked_in_time, leave_one_subject_out, validation_blocks
 from ..data.windows import DataSpec, RunArrays, WindowSpec, eeg_volumes, index_samples
 from ..errors import UsageError, UserError
+from ..modelfiles import WEIGHTS_FILE
 from ..models import registry
 from ..models.base import ModelShape
 from .trainer import (SavedModel, TrainConfig, TrainResult, load_fitted_model, predict,
                       resolve_device, seed_everything, train)
 
-MODEL_FILE = "model.pt"
+MODEL_FILE = WEIGHTS_FILE
 CHECKPOINT_FILE = "checkpoint.pt"
 LOSS_FILE = "losses.tsv"
 CHECKPOINT_FORMAT = 1
@@ -124,7 +125,7 @@ def fit(runs: Sequence[RunArrays], spec: DataSpec, model: str = "ridge", *,
     train_config
         Optimisation settings; defaults of :class:`TrainConfig`.
     out_dir
-        Where ``checkpoint.pt`` (every epoch), ``losses.tsv`` and the final ``model.pt`` go.
+        Where ``checkpoint.pt`` (every epoch), ``losses.tsv`` and the final ``model.safetensors`` go.
     resume
         Continue from ``out_dir/checkpoint.pt`` when present.
     on_epoch_end

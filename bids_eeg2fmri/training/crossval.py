@@ -52,7 +52,7 @@ def cross_validate(runs: Sequence[RunArrays], spec: DataSpec, models: Sequence[s
     hparams
         Model name → hyper-parameter overrides.
     out_dir
-        Per model and fold ``<model>/<fold>/{checkpoint.pt,model.pt,losses.tsv}`` and the table
+        Per model and fold ``<model>/<fold>/{checkpoint.pt,model.safetensors,losses.tsv}`` and the table
         ``cv_metrics.tsv``.
 
     Returns

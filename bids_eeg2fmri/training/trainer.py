@@ -40,6 +40,8 @@ from tqdm.auto import tqdm
 
 from ..bids.derivatives import atomic_path, atomic_write_text
 from ..errors import DataError, UsageError
+from ..modelfiles import (LEGACY_FILE, checkpoint_error, checkpoint_safe_globals, read_model_file,
+                          write_model_file)
 from . import distributed as D
 
 LOG = logging.getLogger(__name__)
@@ -440,13 +442,13 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; unreadable files are a DataError."""
     try:
-        # Checkpoints hold numpy RNG state and arrays next to tensors, which the weights-only
-        # unpickler refuses; they are our own files.
-        return torch.load(path, map_location=map_location, weights_only=False)
+        # Restricted unpickler: tensors, containers and numpy arrays only, never code.
+        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise DataError("model checkpoint not found", path=path) from None
     except Exception as exc:  # torch raises a variety of pickling/zip errors for corrupt files
-        raise DataError(f"cannot read model checkpoint: {exc}", path=path) from None
+        raise DataError(f"cannot read model checkpoint: {checkpoint_error(exc)}", path=path) from None
 
 
 class SavedModel:
@@ -463,15 +465,16 @@ class SavedModel:
                 "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted model atomically (``model.pt``); returns the path."""
-        save_checkpoint(path, self.state())
+        """Write the fitted model atomically (``model.safetensors``); returns the path."""
+        if D.is_main_process():
+            write_model_file(path, self.state())
         return Path(path)
 
 
 def load_fitted_model(path: str | os.PathLike, fmt: Any, what: str,
                       direction: str = "eeg2fmri") -> tuple[dict[str, Any], torch.nn.Module]:
     """The saved state of a fitted model and its network rebuilt with the saved weights (eval
-    mode), from a ``model.pt`` or a training checkpoint (see :func:`load_fitted_state`)."""
+    mode), from a ``model.safetensors`` or a training checkpoint (see :func:`load_fitted_state`)."""
     from ..models import registry
     from ..models.base import ModelShape
 
@@ -484,10 +487,10 @@ def load_fitted_model(path: str | os.PathLike, fmt: Any, what: str,
 
 
 def load_fitted_state(path: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
-    """The saved state of a fitted model, from a ``model.pt`` or a per-epoch training checkpoint.
+    """The saved state of a fitted model, from a ``model.safetensors`` or a training checkpoint.
 
     A training checkpoint carries the fitted model's metadata under ``fitted`` and its weights as
-    the best (else last) epoch's state; both file kinds come back in the ``model.pt`` layout.
+    the best (else last) epoch's state; both file kinds come back in the ``model.safetensors`` layout.
 
     Parameters
     ----------
@@ -503,7 +506,9 @@ def load_fitted_state(path: str | os.PathLike, fmt: str, what: str) -> dict[str,
     DataError
         When the file is unreadable or of another format.
     """
-    state = load_checkpoint(path)
+    # Training checkpoints (``*.pt``) load weights-only; a fitted model must be safetensors.
+    state = (load_checkpoint(path) if Path(path).suffix == ".pt" and Path(path).name != LEGACY_FILE
+             else read_model_file(path))
     if "fitted" in state:
         state = {**state["fitted"], "model_state": state["best_state"] or state["model"]}
     if state.get("format") != fmt:
