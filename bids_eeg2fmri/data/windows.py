@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -356,6 +356,14 @@ class WindowSpec:
         """The volumes of ``run`` that are sample targets (:func:`target_volumes`)."""
         return target_volumes(run, self)
 
+    def window_start(self, volumes: np.ndarray) -> np.ndarray:
+        """First EEG volume of the windows of samples named (targeted) by ``volumes``."""
+        return np.asarray(volumes) - self.span() + 1
+
+    def describe(self, tr: float) -> dict[str, Any]:
+        """The window's fields and its length in seconds, for the model card."""
+        return {**asdict(self), "window_seconds": self.window * tr}
+
 
 @dataclass(frozen=True)
 class SequenceSpec:
@@ -403,6 +411,10 @@ class SequenceSpec:
         no BOLD of one sample carries the haemodynamic trace of the other's predicted EEG either.
         """
         return self.window + math.ceil(hrf_reach_s / tr)
+
+    def describe(self, tr: float) -> dict[str, Any]:
+        """The window's fields, its offset and its length in seconds, for the model card."""
+        return {**asdict(self), "offset": self.offset, "window_seconds": self.window * tr}
 
     def window_start(self, volumes: np.ndarray) -> np.ndarray:
         """First BOLD volume of the windows of samples named by ``volumes``."""

@@ -2,8 +2,7 @@
 
 A model folder (``OUT/models/<direction>/<name>/``) is everything ``--model-dir`` needs:
 
-- ``model.pt`` — the fitted model (:meth:`bids_eeg2fmri.training.api.FittedModel.save` or
-  :meth:`bids_eeg2fmri.training.fmri2eeg.SpectrogramModel.save`);
+- ``model.pt`` — the fitted model (:meth:`bids_eeg2fmri.training.model.FittedModel.save`);
 - ``model.json`` — the model card (:func:`model_card`), whose ``Direction`` tells the apply step
   which loader to use;
 - ``regions_dseg.nii.gz`` — the label image on the model grid: the EEG→fMRI region targets (label
@@ -67,7 +66,7 @@ def model_card(*, name: str, direction: str, fitted: Any, data: dict[str, Any],
     name, direction
         Registry name and direction.
     fitted
-        The final model (``FittedModel`` or ``SpectrogramModel``).
+        The final model (:class:`~bids_eeg2fmri.training.model.FittedModel`).
     data
         ``GroupData.describe()`` plus ``NumberOfSamples``.
     window

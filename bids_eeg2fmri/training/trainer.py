@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..bids.derivatives import atomic_path, atomic_write_text
+from ..config import Config, GroupConfig
 from ..errors import DataError, UsageError
 from . import distributed as D
 
@@ -78,10 +79,11 @@ class TrainConfig:
         Show a progress bar; None shows it only on a terminal.
     """
 
-    epochs: int = 60
-    batch_size: int = 32
+    # The group options' defaults are the only defaults: the API trains as the CLI does.
+    epochs: int = GroupConfig.epochs
+    batch_size: int = GroupConfig.batch_size
     lr: float | None = None
-    weight_decay: float = 1e-2
+    weight_decay: float = GroupConfig.weight_decay
     patience: int = 10
     grad_clip: float = 1.0
     device: str = "auto"
@@ -89,6 +91,15 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     progress: bool | None = None
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> "TrainConfig":
+        """The training options of ``config`` (``[group]`` and the device and seed of
+        ``[execution]``): the one place they are built; ``overrides`` replace single fields."""
+        gr, ex = config.group, config.execution
+        return cls(**{"epochs": gr.epochs, "batch_size": gr.batch_size,
+                      "weight_decay": gr.weight_decay, "device": ex.device,
+                      "seed": ex.random_seed, "progress": False, **overrides})
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
