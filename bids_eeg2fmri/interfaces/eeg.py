@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     traits)
@@ -12,13 +13,21 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterfac
 from ..bids.derivatives import parse_entities
 
 
-def _options(d: dict):
-    """The ``[eeg]`` settings a node received as a plain dict, typed again as ``EEGConfig``."""
+def _options(d: dict, interface: type) -> SimpleNamespace:
+    """The ``[eeg]`` settings a node received as a plain dict, type-checked as ``EEGConfig``
+    fields (unset ones, which TOML cannot hold, take their default). Only the interface's
+    ``OPTIONS`` exist, so a stage reading an option its node is not given fails loudly."""
     from ..config import Config
 
     config = Config()
     config.update({"eeg": d}, source="EEG workflow inputs")
-    return config.eeg
+    return SimpleNamespace(**{k: getattr(config.eeg, k) for k in interface.OPTIONS})
+
+
+def node_options(eeg: dict, interface: type) -> dict:
+    """The ``[eeg]`` options ``interface`` reads (its ``OPTIONS``) out of ``Config.to_dict()``:
+    a node hashes only these, so changing another option does not re-run it."""
+    return {k: eeg[k] for k in interface.OPTIONS if k in eeg}
 
 
 class _CleanEEGInput(BaseInterfaceInputSpec):
@@ -31,7 +40,8 @@ class _CleanEEGInput(BaseInterfaceInputSpec):
     n_volumes = traits.Either(None, traits.Int, default=None, usedefault=True)
     discarded_by_scanner = traits.Int(0, usedefault=True)
     line_freq = traits.Either(None, traits.Float, default=None, usedefault=True)
-    options = traits.Dict(traits.Str, traits.Any, mandatory=True, desc="EEGConfig fields (Config.to_dict()[\"eeg\"])")
+    options = traits.Dict(traits.Str, traits.Any, mandatory=True,
+                          desc="the EEGConfig fields of CleanEEG.OPTIONS")
 
 
 class _CleanEEGOutput(TraitedSpec):
@@ -45,6 +55,8 @@ class CleanEEG(SimpleInterface):
 
     input_spec = _CleanEEGInput
     output_spec = _CleanEEGOutput
+    OPTIONS = ("volume_marker", "assume_eeg_bold_sync", "gradient_correction", "bcg_correction",
+               "eeg_l_freq", "eeg_h_freq", "notch", "eeg_sfreq")
 
     def _run_interface(self, runtime):
         from ..eeg.io import find_derivative_eeg
@@ -56,7 +68,7 @@ class CleanEEG(SimpleInterface):
         if i.eeg_derivatives:
             path = find_derivative_eeg(i.eeg_file, i.eeg_derivatives, i.bids_dir)
             is_derivative = True
-        res = clean_eeg(path, _options(dict(i.options)), tr=i.repetition_time,
+        res = clean_eeg(path, _options(dict(i.options), CleanEEG), tr=i.repetition_time,
                         n_volumes=i.n_volumes, discarded_by_scanner=i.discarded_by_scanner,
                         line_freq=i.line_freq, is_derivative=is_derivative)
         out = Path(runtime.cwd) / "clean_eeg.fif"
@@ -85,6 +97,8 @@ class EEGSpectral(SimpleInterface):
 
     input_spec = _SpectralInput
     output_spec = _SpectralOutput
+    OPTIONS = ("stft_window", "stft_overlap", "stft_taper", "stft_scale", "stft_context",
+               "eeg_h_freq", "bands")
 
     def _run_interface(self, runtime):
         import mne
@@ -92,7 +106,7 @@ class EEGSpectral(SimpleInterface):
         from ..eeg.pipeline import (spectral_features, volume_onsets_from_raw,
                                     write_bandpower_tsv, write_spectrogram_h5)
 
-        opts = _options(dict(self.inputs.options))
+        opts = _options(dict(self.inputs.options), EEGSpectral)
         raw = mne.io.read_raw_fif(self.inputs.in_fif, preload=True, verbose=False)
         res = spectral_features(raw, volume_onsets_from_raw(raw), self.inputs.repetition_time, opts)
         h5 = Path(runtime.cwd) / "spectrogram.h5"
