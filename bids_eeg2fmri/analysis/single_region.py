@@ -31,7 +31,7 @@ from ..bids.derivatives import atomic_path, atomic_write_text
 from ..data.windows import DataSpec, RunArrays, SequenceSpec
 from ..errors import UsageError
 from ..training.core import cross_validate
-from ..training.trainer import TrainConfig
+from ..training.options import TrainConfig
 
 TESTS = ("ttest", "permutation")
 

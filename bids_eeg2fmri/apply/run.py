@@ -238,7 +238,7 @@ def _finetune(base: FittedModel, run: RunArrays, config: Config
               ) -> tuple[FittedModel, dict[str, Any]]:
     """Fine-tune on the run's first half, score base and tuned on the buffered rest."""
     from ..training.finetune import finetune_settings, finetune_subject
-    from ..training.trainer import TrainConfig
+    from ..training.options import TrainConfig
 
     cfg = finetune_settings(TrainConfig.from_config(config), base.name, base.direction)
     samples = index_samples([run], base.window)

@@ -36,7 +36,7 @@ from ..models import registry
 from ..training.core import cross_validate, fit
 from ..training.direction import Direction, get_direction
 from ..training.distributed import is_main_process
-from ..training.trainer import TrainConfig
+from ..training.options import TrainConfig
 from . import card as C
 from .collect import GroupData, RunFiles, collect_directions, find_runs, paired_runs
 from .results import (DirectionResult, cv_summary, fc_matrices, fold_table, loss_curves,

@@ -8,7 +8,7 @@
 from .core import CVResult, Evaluation, cross_validate, evaluate, fit
 from .direction import EEG2FMRI, FMRI2EEG, Direction, get_direction
 from .model import FittedModel, load_model
-from .trainer import TrainConfig
+from .options import TrainConfig
 
 __all__ = ["CVResult", "Direction", "EEG2FMRI", "Evaluation", "FMRI2EEG", "FittedModel",
            "TrainConfig", "cross_validate", "evaluate", "fit", "get_direction", "load_model"]

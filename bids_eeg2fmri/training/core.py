@@ -34,7 +34,8 @@ from ..errors import UsageError, UserError
 from ..models import registry
 from .direction import Direction, get_direction, subject_mean
 from .model import CHECKPOINT_FILE, LOSS_FILE, MODEL_FILE, FittedModel, load_model
-from .trainer import TrainConfig, seed_everything, train
+from .options import TrainConfig
+from .trainer import seed_everything, train
 
 METRICS_FILE = "cv_metrics.tsv"
 

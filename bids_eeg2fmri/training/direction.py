@@ -108,7 +108,7 @@ class Direction:
         fMRI→EEG ``--window-trs``/``--horizon-trs``; both censor at ``--fd-threshold``."""
         fd = group.fd_threshold or None
         if self.window_class is WindowSpec:
-            return self.default_window(spec, models, window_s=group.window, fd_threshold=fd)
+            return self.default_window(spec, models, window_s=group.window_s, fd_threshold=fd)
         return SequenceSpec(window=group.window_trs, horizon=group.horizon_trs, fd_threshold=fd)
 
 

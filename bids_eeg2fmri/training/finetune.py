@@ -31,7 +31,7 @@ from ..models import registry
 from .core import Evaluation, evaluate, fit
 from .direction import Direction, get_direction
 from .model import FittedModel
-from .trainer import TrainConfig
+from .options import TrainConfig
 
 STAGES = ("base", "finetuned")
 

@@ -78,7 +78,7 @@ def plot_eeg_correction(raw_eeg: PathLike, preproc_eeg: PathLike, out_path: Path
                          .round().astype(int))
         channels = [eeg_names[i] for i in pick]
     if volume_onsets is None:
-        from ..eeg.pipeline import volume_onsets_from_raw
+        from ...eeg.pipeline import volume_onsets_from_raw
         volume_onsets = volume_onsets_from_raw(clean)
     onsets = np.asarray(volume_onsets, dtype=float)
     if start is None:

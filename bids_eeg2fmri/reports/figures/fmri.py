@@ -34,7 +34,7 @@ def warp_to_template(boldref: ImageLike, xfm: PathLike, reference: ImageLike) ->
     """
     from scipy import ndimage
 
-    from ..fmri.registration import load_field, template_to_boldref
+    from ...fmri.registration import load_field, template_to_boldref
 
     ref = load_img(reference)
     src = load_img(boldref)
@@ -80,7 +80,7 @@ def plot_registration(boldref: ImageLike, xfm: PathLike, mask: ImageLike, out_pa
     """
     from nilearn import plotting
 
-    from ..resources.templates import load_template
+    from ...resources.templates import load_template
 
     tpl = load_img(template) if template is not None else load_template(2)
     warped = warp_to_template(boldref, xfm, tpl)
@@ -300,7 +300,7 @@ def _default_segments(shape: tuple[int, ...], affine: np.ndarray) -> dict[str, n
     """Template grey/white-matter masks on the series' grid (nearest neighbour when it differs)."""
     from nilearn.image import resample_img
 
-    from ..resources.templates import load_mask
+    from ...resources.templates import load_mask
 
     out = {}
     for kind, name in (("gm", "grey matter"), ("wm", "white matter")):
@@ -364,7 +364,7 @@ def plot_dummy_scans(bold: PathLike | np.ndarray, n_dummy: int, out_path: PathLi
     -------
     pathlib.Path
     """
-    from ..fmri.dummy import MAD_TO_SD, OUTLIER_Z, global_signal
+    from ...fmri.dummy import MAD_TO_SD, OUTLIER_Z, global_signal
 
     if isinstance(bold, np.ndarray):
         gs = np.asarray(bold, dtype=np.float64)

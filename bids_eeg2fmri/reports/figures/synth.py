@@ -167,7 +167,7 @@ def plot_region_timecourses(synth: ImageLike | np.ndarray, measured: ImageLike |
         aimg = load_img(atlas)
         if s_aff is not None and (aimg.shape[:3] != s.shape[:3]
                                   or not np.allclose(aimg.affine, s_aff, atol=1e-3)):
-            from ..resources.atlases import resample_labels
+            from ...resources.atlases import resample_labels
             aimg = resample_labels(aimg, nib.Nifti1Image(s[..., 0], s_aff))
         a = np.asarray(aimg.dataobj).astype(int)
     if labels is None:
