@@ -105,7 +105,7 @@ class SingleRegionResult:
 
 
 def _subset(runs: Sequence[RunArrays], spec: DataSpec, cols: list[int]) -> tuple[list[RunArrays], DataSpec]:
-    names = spec.region_names or [str(i) for i in range(spec.n_targets)]
+    names = spec.region_names or [str(i) for i in range(spec.n_bold)]
     sub_runs = [RunArrays(eeg=r.eeg, bold=np.asarray(r.bold[:])[:, cols], subject=r.subject,
                           run=r.run, retained=r.retained, eeg_valid=r.eeg_valid, fd=r.fd,
                           eeg_truth=r.eeg_truth) for r in runs]

@@ -121,7 +121,7 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dic
                             "sidecar", path=sidecar_of(run.spectrogram))
         tr, tr_source = float(tr), "EEG volume markers (spectrogram sidecar)"
     eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, offset)
-    given = DataSpec(channels, freqs, eeg.shape[3], tr, ms.target, ms.n_targets, mask=ms.mask,
+    given = DataSpec(channels, freqs, eeg.shape[3], tr, ms.target, ms.n_bold, mask=ms.mask,
                      affine=ms.affine, region_names=ms.region_names)
     if ms.eeg_bands is not None:
         # A band-power model: the check compares the spectrogram the bands are pooled from.
@@ -130,7 +130,7 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dic
     if ms.eeg_bands is not None:
         eeg = pool_bands(eeg, freqs, ms.eeg_bands["bands"])
     _check_grid(card, run, res, labels)
-    arrays = RunArrays(eeg=eeg, bold=np.zeros((n, ms.n_targets), dtype=np.float32),
+    arrays = RunArrays(eeg=eeg, bold=np.zeros((n, ms.n_bold), dtype=np.float32),
                        subject=run.subject, run=run.run_label, eeg_valid=valid)
     try:
         samples = index_samples([arrays], fitted.window)
@@ -207,7 +207,7 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: FittedModel,
     n, tr = regions.shape[0], repetition_time(series)
     if run.spectrogram is not None:
         eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, discarded_volumes(series))
-        _check(ms, DataSpec(channels, freqs, eeg.shape[3], tr, "regions", ms.n_targets,
+        _check(ms, DataSpec(channels, freqs, eeg.shape[3], tr, "regions", ms.n_bold,
                             region_names=ms.region_names), run.spectrogram)
     else:
         eeg = np.zeros((n, len(ms.channels), len(ms.frequencies), ms.n_frames), dtype=np.float32)

@@ -94,6 +94,10 @@ class Direction:
     per_subject_targets: bool
     notes: dict[str, str] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple:
+        # Pickled by name (its functions include lambdas): worker processes get the same value.
+        return get_direction, (self.name,)
+
     def default_window(self, spec: DataSpec, models: Sequence[str] = ("ridge",),
                        **kwargs: Any) -> Any:
         """The direction's default window; EEG→fMRI: ~20 s at the data's TR with the largest BOLD
@@ -124,7 +128,7 @@ def _eeg2fmri_normalisers(runs: Sequence[RunArrays], table: pd.DataFrame,
 
 
 def _eeg2fmri_shape(spec: DataSpec, window: WindowSpec) -> ModelShape:
-    return ModelShape(window.window, *spec.eeg_shape, spec.n_targets,
+    return ModelShape(window.window, *spec.eeg_shape, spec.n_bold,
                       grid=spec.mask if spec.target == "voxels" else None, history=window.history)
 
 
@@ -181,7 +185,7 @@ def _fmri2eeg_normalisers(runs: Sequence[RunArrays], table: pd.DataFrame,
 def fmri2eeg_shape(spec: DataSpec, window: SequenceSpec) -> ModelShape:
     """Sizes of an fMRI→EEG model for ``spec`` (regions in, channels × frequencies out)."""
     bins = len(spec.channels) * len(spec.frequencies)
-    return ModelShape(window.window, spec.n_targets, 1, 1, window.horizon * bins,
+    return ModelShape(window.window, spec.n_bold, 1, 1, window.horizon * bins,
                       horizon=window.horizon)
 
 

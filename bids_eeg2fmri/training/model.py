@@ -93,7 +93,7 @@ class FittedModel(SavedModel):
     def predict(self, runs: Sequence[RunArrays], spec: DataSpec | None = None,
                 samples: pd.DataFrame | None = None, device: str = "auto") -> np.ndarray:
         """Predictions for ``samples`` of ``runs`` (default every sample), in sample-table order:
-        EEG→fMRI ``(n, n_targets)`` BOLD in the original units; fMRI→EEG
+        EEG→fMRI ``(n, n_bold)`` BOLD in the original units; fMRI→EEG
         ``(n, horizon, n_channels, n_freqs)`` in the normalised units. Subjects the model has
         no statistics for are normalised with their own (:meth:`calibrated`)."""
         self.check(runs, spec)
