@@ -275,6 +275,9 @@ def apply_models(config: Config, plans: list[ParticipantPlan]) -> ExitCode:
     card = C.read_card(model_dir)
     labels = C.read_labels(model_dir)
     fitted = load_model(model_dir / C.MODEL_FILE)
+    if card.get("Direction") != fitted.direction.name:
+        raise DataError(f"model.json says {card.get('Direction')}, model.pt holds a "
+                        f"{fitted.direction.name} model", path=model_dir)
     applies, synthesize = APPLIERS[fitted.direction.name]
     written = []
     for run in find_runs(out, participant_label=[p.subject for p in plans]):
