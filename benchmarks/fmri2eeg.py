@@ -62,7 +62,8 @@ def main() -> None:
              "| r un-driven (max \\|r\\|) | r overall | MSE (z) | seconds |", "|---|---|---|---|---|---|---|---|"]
     for name in MODELS:
         t0 = time.perf_counter()
-        cv = cross_validate(runs, spec, [name], direction="fmri2eeg", k=5, window=window, train_config=cfg,
+        cv = cross_validate(runs, spec, [name], direction="fmri2eeg", k=5, window=window,
+                            train_config=cfg,
                             early_stopping=False, **kw)
         sec = time.perf_counter() - t0
         t = cv.table

@@ -1,4 +1,4 @@
-"""The one learning core trains, scores, saves and fine-tunes both directions through one code path."""
+"""The one learning core trains, scores, saves and fine-tunes both directions alike."""
 
 from __future__ import annotations
 

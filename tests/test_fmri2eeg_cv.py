@@ -21,7 +21,8 @@ CONFIG = TrainConfig(epochs=15, lr=5e-3, weight_decay=0.5, batch_size=32, progre
 @pytest.fixture(scope="module")
 def cv():
     runs, spec, info = simulate(n_subjects=5, n_volumes=200, seed=0)
-    return cross_validate(runs, spec, ["ridge", "rnn-seq2seq"], direction="fmri2eeg", regime="kfold", k=5,
+    return cross_validate(runs, spec, ["ridge", "rnn-seq2seq"], direction="fmri2eeg",
+                          regime="kfold", k=5,
                           window=WINDOW, train_config=CONFIG, early_stopping=False,
                           bands=info["bands"], groups=info["groups"])
 

@@ -121,7 +121,8 @@ def _score_config(label: str, runs: Sequence[RunArrays], spec: DataSpec, cols: l
 
     torch.set_num_threads(1)  # one thread per worker process: workers are the parallelism
     sub_runs, sub_spec = _subset(runs, spec, cols)
-    cv = cross_validate(sub_runs, sub_spec, [kwargs["model"]], direction="fmri2eeg", regime=kwargs["regime"],
+    cv = cross_validate(sub_runs, sub_spec, [kwargs["model"]], direction="fmri2eeg",
+                        regime=kwargs["regime"],
                         k=kwargs["k"], window=kwargs["window"], train_config=kwargs["train_config"],
                         hparams=kwargs["hparams"], early_stopping=False, bands=kwargs["bands"],
                         groups=kwargs["groups"], seed=kwargs["seed"])

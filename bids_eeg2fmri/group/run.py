@@ -168,7 +168,8 @@ def _single_region(config: Config, data: GroupData, regions: list[str],
     result = single_region_analysis(
         data.runs, data.spec, non_gm=NON_GM, regions=regions, model=gr.single_region_model,
         window=get_direction("fmri2eeg").window_from(gr, data.spec, [gr.single_region_model]),
-        regime=regime, k=min(gr.cv_folds, len(data.subjects)), train_config=TrainConfig.from_config(config),
+        regime=regime, k=min(gr.cv_folds, len(data.subjects)),
+        train_config=TrainConfig.from_config(config),
         groups={"all": list(data.spec.channels), **(groups or {})}, test=gr.single_region_test,
         workers=workers, seed=ex.random_seed)
     return result.table

@@ -122,7 +122,8 @@ def _run_section(out: Path, key: str, files: dict[str, Path], fig_dir: Path,
     from . import figures as F
 
     sec = RunSection(key, files)
-    bold_meta = read_sidecar(files.get("preproc_bold")) or orphan_sidecar(out, key, "preproc", "bold")
+    bold_meta = (read_sidecar(files.get("preproc_bold"))
+                 or orphan_sidecar(out, key, "preproc", "bold"))
     eeg_meta = read_sidecar(files.get("preproc_eeg")) or orphan_sidecar(out, key, "preproc", "eeg")
     tr = bold_meta.get("RepetitionTime") or eeg_meta.get("RepetitionTime")
     tr = float(tr) if tr else None

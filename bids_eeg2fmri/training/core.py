@@ -179,7 +179,7 @@ def _solve(net: torch.nn.Module, train_ds: Any, table: pd.DataFrame, window: Any
 
 
 def inner_folds(table: pd.DataFrame, window: Any, tr: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Leakage-safe inner folds of a training table: subjects when ≥ 3, else buffered time blocks."""
+    """Leakage-safe inner folds of a training table: subjects when ≥ 3, else time blocks."""
     local = table.reset_index(drop=True)
     if local["subject"].nunique() >= 3:
         folds = leave_one_subject_out(local)

@@ -67,7 +67,8 @@ class Direction:
     train_mean
         ``(fitted model, measured targets) → the training-mean baseline's predictions``.
     score
-        ``(pred, true, truth, baselines, fitted, samples, options) → (metrics, per-subject table)``;
+        ``(pred, true, truth, baselines, fitted, samples, options)`` → ``(metrics, per-subject
+        table)``;
         ``metrics`` always has ``mse``, ``r``, ``train_mean_mse`` and ``subject_mean_mse``
         under the names :attr:`headline` gives.
     headline
