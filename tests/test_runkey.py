@@ -63,3 +63,14 @@ def test_run_key_reads_short_and_long_names_and_refuses_two_bold_series(tmp_path
     second.write_bytes(b"")
     with pytest.raises(DataError, match="two derivatives for run sub-01_task-rest_run-1"):
         find_runs(tmp_path / "out")
+
+
+def test_outputs_of_one_source_at_two_resolutions_are_not_refused(tmp_path):
+    root = tmp_path / "ds"
+    bold = write_bold(root, "01", run=1)
+    eeg = write_eeg(root, "01", run=1, raw=synthetic_raw(seed=1))
+    _derivatives(tmp_path / "out", bold, eeg)
+    other = build_path(tmp_path / "out", bold, suffix="bold", extension=".nii.gz", space=SPACE,
+                       res=4, desc="preproc")
+    other.write_bytes(b"")
+    assert [r.key for r in find_runs(tmp_path / "out")] == ["sub-01_task-rest_run-1"]

@@ -34,7 +34,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from ..bids.derivatives import atomic_path, parse_entities
+from ..bids.derivatives import SOURCE_ENTITIES, atomic_path, parse_entities
 from ..bids.runkey import run_entities, run_key
 from ..errors import DataError, ExitCode, UsageError, UserError
 from ..fmri.io import write_masked_series
@@ -148,11 +148,17 @@ def find_runs(out_dir: str | os.PathLike, *, participant_label: Sequence[str] = 
 
 
 def _only(current: Path | None, path: Path, key: str) -> Path:
-    """Refuse a second file of one kind for a run: the run key would pair it arbitrarily."""
-    if current is not None and current != path:
+    """Refuse a file of another source run (``dir``, ``rec``, ``echo``…) under the same run key:
+    it would be paired arbitrarily. Outputs of one source (e.g. two resolutions) keep the last."""
+    if current is not None and _source(current) != _source(path):
         raise DataError(f"two derivatives for run {key} ({current.name}, {path.name}); select one "
                         "with --bids-filter-file at the participant level", path=path)
     return path
+
+
+def _source(path: Path) -> dict[str, str]:
+    ents = parse_entities(path)
+    return {k: ents[k] for k in SOURCE_ENTITIES if k in ents}
 
 
 # ----------------------------------------------------------------------------- model grid
