@@ -31,7 +31,7 @@ from bids_eeg2fmri.analysis.single_region import single_region_analysis  # noqa:
 from bids_eeg2fmri.data.windows import SequenceSpec  # noqa: E402
 from bids_eeg2fmri.training import TrainConfig  # noqa: E402
 from bids_eeg2fmri.training.finetune import finetune_protocol  # noqa: E402
-from bids_eeg2fmri.training.fmri2eeg import cross_validate  # noqa: E402
+from bids_eeg2fmri.training import cross_validate  # noqa: E402
 
 MODELS = ("ridge", "rnn-seq2seq")
 
@@ -62,7 +62,8 @@ def main() -> None:
              "| r un-driven (max \\|r\\|) | r overall | MSE (z) | seconds |", "|---|---|---|---|---|---|---|---|"]
     for name in MODELS:
         t0 = time.perf_counter()
-        cv = cross_validate(runs, spec, [name], k=5, window=window, train_config=cfg,
+        cv = cross_validate(runs, spec, [name], direction="fmri2eeg", k=5, window=window,
+                            train_config=cfg,
                             early_stopping=False, **kw)
         sec = time.perf_counter() - t0
         t = cv.table

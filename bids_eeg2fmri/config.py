@@ -102,7 +102,7 @@ class GroupConfig:
     cv_folds: int = 5
     target: str = "regions"
     atlas: str = "harvard-oxford"
-    window: float = 20.0
+    window_s: float = 20.0
     epochs: int = 60
     batch_size: int = 32
     fd_threshold: float = 0.0
@@ -236,8 +236,8 @@ class Config:
                             ("group.horizon_trs", gr.horizon_trs)):
             if value < 1:
                 raise UsageError(f"{name} must be >= 1, got {value}")
-        if gr.window <= 0 or gr.fd_threshold < 0:
-            raise UsageError("group.window must be > 0 s and group.fd_threshold >= 0 mm")
+        if gr.window_s <= 0 or gr.fd_threshold < 0:
+            raise UsageError("group.window_s must be > 0 s and group.fd_threshold >= 0 mm")
         if gr.horizon_trs > gr.window_trs:
             raise UsageError(f"group.horizon_trs ({gr.horizon_trs}) must not exceed "
                              f"group.window_trs ({gr.window_trs})")

@@ -135,8 +135,10 @@ def ssim3d(pred: np.ndarray, true: np.ndarray, *, data_range: float | None = Non
     return float(s[pad:-pad or None, pad:-pad or None, pad:-pad or None].mean())
 
 
-def region_means(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Average voxel time series within labelled regions.
+def region_means(values: np.ndarray, labels: np.ndarray,
+                 ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Average voxel time series within labelled regions (the one region averaging of the
+    package: scores, the fMRI→EEG region inputs and the report's time courses use it).
 
     Parameters
     ----------
@@ -144,6 +146,8 @@ def region_means(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
         ``(n_samples, n_voxels)``.
     labels
         ``(n_voxels,)`` integer region label per voxel; 0 is background and skipped.
+    ids
+        The labels to average, in this order; default every label present, sorted.
 
     Returns
     -------
@@ -154,7 +158,7 @@ def region_means(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
     """
     values = np.asarray(values, dtype=np.float64)
     labels = np.asarray(labels)
-    ids = np.unique(labels[labels != 0])
+    ids = np.unique(labels[labels != 0]) if ids is None else np.asarray(ids)
     return np.stack([values[:, labels == i].mean(axis=1) for i in ids], axis=1), ids
 
 

@@ -11,7 +11,7 @@ from fmri2eeg_sim import DRIVEN_CELLS, UNDRIVEN_CELLS, simulate
 
 from bids_eeg2fmri.data.windows import SequenceSpec
 from bids_eeg2fmri.training import TrainConfig
-from bids_eeg2fmri.training.fmri2eeg import cross_validate
+from bids_eeg2fmri.training import cross_validate
 
 # Small sizes for one CPU core: 20-TR windows (the default is 50), 15 epochs.
 WINDOW = SequenceSpec(window=20, horizon=5)
@@ -21,7 +21,8 @@ CONFIG = TrainConfig(epochs=15, lr=5e-3, weight_decay=0.5, batch_size=32, progre
 @pytest.fixture(scope="module")
 def cv():
     runs, spec, info = simulate(n_subjects=5, n_volumes=200, seed=0)
-    return cross_validate(runs, spec, ["ridge", "rnn-seq2seq"], regime="kfold", k=5,
+    return cross_validate(runs, spec, ["ridge", "rnn-seq2seq"], direction="fmri2eeg",
+                          regime="kfold", k=5,
                           window=WINDOW, train_config=CONFIG, early_stopping=False,
                           bands=info["bands"], groups=info["groups"])
 

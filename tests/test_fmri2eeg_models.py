@@ -16,7 +16,8 @@ from bids_eeg2fmri.models import registry
 from bids_eeg2fmri.models.base import ModelShape
 from bids_eeg2fmri.models.eeg2fmri.ridge import Ridge
 from bids_eeg2fmri.training import TrainConfig
-from bids_eeg2fmri.training.fmri2eeg import evaluate, fit, load_spectrogram_model, model_shape
+from bids_eeg2fmri.training import FMRI2EEG, evaluate, fit, load_model
+from bids_eeg2fmri.training.direction import fmri2eeg_shape as model_shape
 
 SHAPE = ModelShape(window=12, n_channels=4, n_freqs=1, n_frames=1, n_targets=5 * 6, horizon=5)
 
@@ -126,10 +127,10 @@ def test_scheduled_sampling_schedule():
 def test_fit_save_load_and_bad_input(tmp_path):
     runs, spec, info = simulate(n_subjects=3, n_volumes=80, seed=2)
     window = SequenceSpec(window=12, horizon=3)
-    fitted = fit(runs, spec, "rnn-seq2seq", window=window,
+    fitted = fit(runs, spec, "rnn-seq2seq", direction=FMRI2EEG, window=window,
                  train_config=TrainConfig(epochs=2, progress=False), out_dir=tmp_path)
     assert fitted.model.shape == model_shape(spec, window)
-    loaded = load_spectrogram_model(tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
     a = evaluate(fitted, runs, bands=info["bands"], groups=info["groups"])
     b = evaluate(loaded, runs, bands=info["bands"], groups=info["groups"])
     np.testing.assert_allclose(a.pred, b.pred, atol=1e-6)
@@ -143,6 +144,6 @@ def test_fit_save_load_and_bad_input(tmp_path):
     nan[40, 1] = np.nan
     with pytest.raises(DataError, match="NaN"):
         fit([RunArrays(eeg=runs[0].eeg, bold=nan, subject="01", retained=runs[0].retained)],
-            spec, "ridge", window=window)
+            spec, "ridge", direction=FMRI2EEG, window=window)
     with pytest.raises(UsageError, match="unknown model 'mlp' for fmri2eeg"):
-        fit(runs, spec, "mlp", window=window)
+        fit(runs, spec, "mlp", direction=FMRI2EEG, window=window)

@@ -9,7 +9,8 @@ import pytest
 from bids_eeg2fmri.data.regions import VoxelPCA, pca_spec, project_runs
 from bids_eeg2fmri.data.windows import DataSpec, RunArrays, SequenceSpec, index_samples
 from bids_eeg2fmri.data.splits import make_folds
-from bids_eeg2fmri.training import fmri2eeg as F
+from bids_eeg2fmri.training import FMRI2EEG, evaluate, fit, load_model
+from bids_eeg2fmri.training.synth import fit_input_pca
 from bids_eeg2fmri.training.trainer import TrainConfig
 
 N_VOL, N_VOX = 120, 60
@@ -37,19 +38,19 @@ def test_pca_is_fitted_on_training_volumes_only():
     samples = index_samples(runs, window)
     fold = make_folds(samples, "loso", spec=window, tr=2.0)[0]
     test_subject = set(samples["subject"].to_numpy()[fold.test])
-    pca = F.fit_input_pca(runs, samples, fold.train, window, 5)
+    pca = fit_input_pca(runs, samples, fold.train, window, 5)
     # Changing the held-out subject's voxels must not change the components.
     altered = [RunArrays(eeg=r.eeg, bold=np.random.default_rng(9).standard_normal(r.bold.shape)
                          .astype(np.float32), subject=r.subject)
                if r.subject in test_subject else r for r in runs]
-    again = F.fit_input_pca(altered, samples, fold.train, window, 5)
+    again = fit_input_pca(altered, samples, fold.train, window, 5)
     np.testing.assert_allclose(pca.components, again.components)
     # ... while changing a training subject's voxels does.
     train_subject = samples["subject"].to_numpy()[fold.train][0]
     altered = [RunArrays(eeg=r.eeg, bold=np.random.default_rng(9).standard_normal(r.bold.shape)
                          .astype(np.float32), subject=r.subject)
                if r.subject == train_subject else r for r in runs]
-    other = F.fit_input_pca(altered, samples, fold.train, window, 5)
+    other = fit_input_pca(altered, samples, fold.train, window, 5)
     assert not np.allclose(np.abs(pca.components), np.abs(other.components), atol=1e-3)
     # The first component is the latent signal's voxels.
     assert np.abs(pca.components[0, :10]).min() > np.abs(pca.components[0, 10:]).max()
@@ -61,17 +62,17 @@ def test_pca_model_trains_saves_and_projects_alike(tmp_path):
     samples = index_samples(runs, window)
     train = np.flatnonzero(samples["subject"].to_numpy() != "04")
     test = np.flatnonzero(samples["subject"].to_numpy() == "04")
-    pca = F.fit_input_pca(runs, samples, train, window, 5)
+    pca = fit_input_pca(runs, samples, train, window, 5)
     pruns, pspec = project_runs(runs, pca), pca_spec(spec, pca)
     assert pspec.region_names == ["pc1", "pc2", "pc3", "pc4", "pc5"]
-    fitted = F.fit(pruns, pspec, "ridge", window=window, samples=samples, rows=train,
-                   train_config=TrainConfig(progress=False))
+    fitted = fit(pruns, pspec, "ridge", direction=FMRI2EEG, window=window, samples=samples,
+                 rows=train, train_config=TrainConfig(progress=False))
     fitted.input_pca = pca
-    ev = F.evaluate(fitted, pruns, samples=samples, rows=test,
-                    groups={"occ": ["O1", "O2"]}, bands={"alpha": (8.0, 13.0)})
+    ev = evaluate(fitted, pruns, samples=samples, rows=test,
+                  groups={"occ": ["O1", "O2"]}, bands={"alpha": (8.0, 13.0)})
     assert ev.metrics["r_alpha_occ"] > 0.5, ev.metrics
     fitted.save(tmp_path / "model.safetensors")
-    loaded = F.load_spectrogram_model(tmp_path / "model.safetensors")
+    loaded = load_model(tmp_path / "model.safetensors")
     np.testing.assert_allclose(loaded.input_pca.components, pca.components, rtol=1e-6)
     vox = np.asarray(runs[3].bold)
     np.testing.assert_allclose(loaded.input_pca.transform(vox), pruns[3].bold, atol=1e-4)

@@ -12,7 +12,8 @@ from bids_eeg2fmri import metrics as M
 from bids_eeg2fmri.data.readers import read_spectrogram
 from bids_eeg2fmri.data.windows import SequenceSpec
 from bids_eeg2fmri.eeg.pipeline import SpectralResult, write_spectrogram_h5
-from bids_eeg2fmri.training.fmri2eeg import fit, reconstruct, write_synth_spectrogram
+from bids_eeg2fmri.training import fit
+from bids_eeg2fmri.training.synth import reconstruct, write_synth_spectrogram
 
 WINDOW = SequenceSpec(window=20, horizon=5)
 SOURCE = "sub-05_task-rest_run-1_bold.nii.gz"
@@ -20,7 +21,7 @@ SOURCE = "sub-05_task-rest_run-1_bold.nii.gz"
 
 def _fitted():
     runs, spec, info = simulate(n_subjects=5, n_volumes=160, seed=5)
-    return runs, spec, info, fit(runs[:4], spec, "ridge", window=WINDOW)
+    return runs, spec, info, fit(runs[:4], spec, "ridge", direction="fmri2eeg", window=WINDOW)
 
 
 def test_reconstruction_covers_every_retained_tr_and_tracks_truth():

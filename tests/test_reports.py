@@ -33,7 +33,7 @@ from bids_eeg2fmri.eeg.pipeline import (add_volume_annotations, spectral_feature
                                         write_bandpower_tsv, write_spectrogram_h5)
 from bids_eeg2fmri.fmri.confounds import framewise_displacement
 from bids_eeg2fmri.reports import figures as F
-from bids_eeg2fmri.reports.html import (find_runs, summarise_cv, write_group_report,
+from bids_eeg2fmri.reports.html import (find_run_files, summarise_cv, write_group_report,
                                         write_participant_report)
 from bids_eeg2fmri.reports.methods import stages_from_config, write_citation
 from bids_eeg2fmri.resources.templates import load_mask, load_template, template_grid
@@ -298,7 +298,7 @@ def participant_reports(dataset) -> dict[str, Path]:
 
 def test_find_runs_groups_derivatives_by_source(dataset):
     _, out = dataset
-    runs = find_runs(out, "01")
+    runs = find_run_files(out, "01")
     assert list(runs) == [SRC]
     assert {"boldref", "confounds", "preproc_bold", "brain_mask", "mni_xfm", "synth_bold",
             "preproc_eeg", "spectrogram", "bandpower"} <= set(runs[SRC])

@@ -84,7 +84,7 @@ def test_checkpoint_roundtrip_and_application_checks(tmp_path):
     assert np.array_equal(loaded.data_spec.mask, spec.mask)
     assert np.allclose(loaded.data_spec.affine, spec.affine)
     assert loaded.provenance["subjects"] == ["01", "02"] and "train_config" in loaded.provenance
-    assert set(loaded.eeg_norm.stats) == {"01", "02"}
+    assert set(loaded.input_norm.stats) == {"01", "02"}
     assert np.allclose(fitted.predict(runs), loaded.predict(runs, spec))
     # a new, EEG-only style subject: normalised from its own EEG, scored without retraining
     new_runs, new_spec = simulate(n_subjects=1, n_volumes=50, target="voxels", seed=9)[:2]

@@ -143,7 +143,7 @@ def test_readers_turn_derivative_files_into_runs(tmp_path):
     run, spec = load_run(tmp_path / "spec.h5", tmp_path / "bold.nii.gz", subject="01",
                          mask=tmp_path / "mask.nii.gz", confounds=tmp_path / "conf.tsv",
                          dummy_scans=2, cache_dir=tmp_path / "cache")
-    assert spec.channels == ["Fz", "Cz", "Pz"] and spec.tr == 2.0 and spec.n_targets == 18
+    assert spec.channels == ["Fz", "Cz", "Pz"] and spec.tr == 2.0 and spec.n_bold == 18
     assert isinstance(run.bold, np.memmap)
     assert np.allclose(run.bold[5], bold[..., 5][mask.astype(bool)])
     assert run.eeg_valid.tolist() == [False] * 2 + [True] * 10

@@ -30,8 +30,8 @@ from scipy import stats
 from ..bids.derivatives import atomic_path, atomic_write_text
 from ..data.windows import DataSpec, RunArrays, SequenceSpec
 from ..errors import UsageError
-from ..training.fmri2eeg import cross_validate
-from ..training.trainer import TrainConfig
+from ..training.core import cross_validate
+from ..training.options import TrainConfig
 
 TESTS = ("ttest", "permutation")
 
@@ -105,7 +105,7 @@ class SingleRegionResult:
 
 
 def _subset(runs: Sequence[RunArrays], spec: DataSpec, cols: list[int]) -> tuple[list[RunArrays], DataSpec]:
-    names = spec.region_names or [str(i) for i in range(spec.n_targets)]
+    names = spec.region_names or [str(i) for i in range(spec.n_bold)]
     sub_runs = [RunArrays(eeg=r.eeg, bold=np.asarray(r.bold[:])[:, cols], subject=r.subject,
                           run=r.run, retained=r.retained, eeg_valid=r.eeg_valid, fd=r.fd,
                           eeg_truth=r.eeg_truth) for r in runs]
@@ -121,7 +121,8 @@ def _score_config(label: str, runs: Sequence[RunArrays], spec: DataSpec, cols: l
 
     torch.set_num_threads(1)  # one thread per worker process: workers are the parallelism
     sub_runs, sub_spec = _subset(runs, spec, cols)
-    cv = cross_validate(sub_runs, sub_spec, [kwargs["model"]], regime=kwargs["regime"],
+    cv = cross_validate(sub_runs, sub_spec, [kwargs["model"]], direction="fmri2eeg",
+                        regime=kwargs["regime"],
                         k=kwargs["k"], window=kwargs["window"], train_config=kwargs["train_config"],
                         hparams=kwargs["hparams"], early_stopping=False, bands=kwargs["bands"],
                         groups=kwargs["groups"], seed=kwargs["seed"])
@@ -155,7 +156,7 @@ def single_region_analysis(runs: Sequence[RunArrays], spec: DataSpec, *, non_gm:
     regions
         Region subset to test (default: every region except ``non_gm``).
     model, window, regime, k, train_config, hparams, bands, groups, seed
-        As :func:`bids_eeg2fmri.training.fmri2eeg.cross_validate` (whose subject folds give one
+        As :func:`bids_eeg2fmri.training.core.cross_validate` (whose subject folds give one
         held-out score per subject).
     test
         ``ttest`` (paired t-test across subjects) or ``permutation`` (exact sign flips).

@@ -12,7 +12,7 @@ The model card (``model.json``) says the direction:
   volumes of the original run. Values are in the model-ready units (z-scored per voxel); region
   models paint each region's prediction into its voxels.
 - **fMRI→EEG**: every run with BOLD becomes ``sub-XX/eeg/<src>_desc-synth_spectrogram.h5``
-  (:func:`~bids_eeg2fmri.training.fmri2eeg.write_synth_spectrogram`). With ``--finetune`` and
+  (:func:`~bids_eeg2fmri.training.synth.write_synth_spectrogram`). With ``--finetune`` and
   the participant's own EEG, the model is first fine-tuned on the first half of each run and
   scored on the buffered rest (the seed's protocol, :mod:`bids_eeg2fmri.training.finetune`);
   both scores go to the sidecar.
@@ -48,6 +48,7 @@ from ..group import card as C
 from ..group.collect import (SPACE, RunFiles, discarded_volumes, find_runs, model_grid_series,
                              read_json, repetition_time, sidecar_of)
 from ..training.distributed import is_main_process
+from ..training.model import FittedModel, load_model
 
 log = logging.getLogger("bids_eeg2fmri")
 
@@ -99,9 +100,13 @@ def _provenance(model_dir: Path, card: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- EEG → fMRI
-def synthesize_bold(out_dir: Path, run: RunFiles, fitted: Any, card: dict[str, Any],
-                    labels: nib.Nifti1Image, model_dir: Path, device: str = "auto") -> Path:
+def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dict[str, Any],
+                    labels: nib.Nifti1Image, model_dir: Path, config: Config) -> Path:
     """Write the synthesized BOLD of one run with a spectrogram (see the module docstring)."""
+    device = config.execution.device
+    if config.group.finetune:
+        log.warning("%s: --finetune applies to fMRI→EEG models; EEG→fMRI model %s is applied as "
+                    "trained", run.key, card["Name"])
     ms = fitted.data_spec
     res = int(str(card["Data"]["Grid"]["Resolution"]).split()[0])
     bold = _bold_of(run)
@@ -118,7 +123,7 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: Any, card: dict[str, A
         tr, tr_source = float(tr), "EEG volume markers (spectrogram sidecar)"
     eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, offset)
     eeg, channels = conform_to_model(eeg, channels, ms.channels, card, run.spectrogram)
-    given = DataSpec(channels, freqs, eeg.shape[3], tr, ms.target, ms.n_targets, mask=ms.mask,
+    given = DataSpec(channels, freqs, eeg.shape[3], tr, ms.target, ms.n_bold, mask=ms.mask,
                      affine=ms.affine, region_names=ms.region_names)
     if ms.eeg_bands is not None:
         # A band-power model: the check compares the spectrogram the bands are pooled from.
@@ -127,7 +132,7 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: Any, card: dict[str, A
     if ms.eeg_bands is not None:
         eeg = pool_bands(eeg, freqs, ms.eeg_bands["bands"])
     _check_grid(card, run, res, labels)
-    arrays = RunArrays(eeg=eeg, bold=np.zeros((n, ms.n_targets), dtype=np.float32),
+    arrays = RunArrays(eeg=eeg, bold=np.zeros((n, ms.n_bold), dtype=np.float32),
                        subject=run.subject, run=run.run_label, eeg_valid=valid)
     try:
         samples = index_samples([arrays], fitted.window)
@@ -175,16 +180,16 @@ def path_rel(path: Path, root: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- fMRI → EEG
-def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: Any, card: dict[str, Any],
-                           labels: nib.Nifti1Image, model_dir: Path, cache_dir: Path, *,
-                           finetune: bool = False, config: Config | None = None,
-                           device: str = "auto") -> Path:
+def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: FittedModel,
+                           card: dict[str, Any], labels: nib.Nifti1Image, model_dir: Path,
+                           config: Config) -> Path:
     """Write the synthesized spectrogram of one run with BOLD (see the module docstring)."""
-    from ..training import fmri2eeg as F
+    from ..training.synth import write_synth_spectrogram
 
+    device, finetune = config.execution.device, config.group.finetune
     ms = fitted.data_spec
     res = int(str(card["Data"]["Grid"]["Resolution"]).split()[0])
-    series = model_grid_series(run, res, cache_dir)
+    series = model_grid_series(run, res, Path(config.execution.work_dir) / "apply")
     img = nib.load(os.fspath(series))
     if img.shape[:3] != labels.shape[:3] or not np.allclose(img.affine, labels.affine, atol=1e-3):
         raise DataError(f"grid {img.shape[:3]} differs from the model's {labels.shape[:3]} "
@@ -205,7 +210,7 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: Any, card: dict
     if run.spectrogram is not None:
         eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, discarded_volumes(series))
         eeg, channels = conform_to_model(eeg, channels, ms.channels, card, run.spectrogram)
-        _check(ms, DataSpec(channels, freqs, eeg.shape[3], tr, "regions", ms.n_targets,
+        _check(ms, DataSpec(channels, freqs, eeg.shape[3], tr, "regions", ms.n_bold,
                             region_names=ms.region_names), run.spectrogram)
     else:
         eeg = np.zeros((n, len(ms.channels), len(ms.frequencies), ms.n_frames), dtype=np.float32)
@@ -215,11 +220,11 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: Any, card: dict
                        eeg_valid=valid)
     model, tuning = fitted, None
     if finetune and run.spectrogram is not None:
-        model, tuning = _finetune(fitted, arrays, config, device)
+        model, tuning = _finetune(fitted, arrays, config)
     elif finetune:
         log.warning("%s: --finetune needs the participant's own EEG; applying the base model",
                     run.key)
-    path = F.write_synth_spectrogram(out_dir, run.entities, model, arrays,
+    path = write_synth_spectrogram(out_dir, run.entities, model, arrays,
                                      n_frames=ms.n_frames, device=device)
     meta = read_json(sidecar_of(path))
     meta["Model"] = {**meta.get("Model", {}), **_provenance(model_dir, card)}
@@ -232,37 +237,29 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: Any, card: dict
     return path
 
 
-def _finetune(base: Any, run: RunArrays, config: Config | None, device: str
-              ) -> tuple[Any, dict[str, Any]]:
+def _finetune(base: FittedModel, run: RunArrays, config: Config
+              ) -> tuple[FittedModel, dict[str, Any]]:
     """Fine-tune on the run's first half, score base and tuned on the buffered rest."""
-    from ..models import registry
-    from ..training import fmri2eeg as F
-    from ..training.finetune import finetune_split
-    from ..training.trainer import TrainConfig
+    from ..training.finetune import finetune_settings, finetune_subject
+    from ..training.options import TrainConfig
 
-    gr = config.group if config is not None else None
-    epochs = max(5, (gr.epochs if gr else 60) // 3)
-    lr = registry.entry(base.name, F.DIRECTION).lr / 3.0
-    cfg = TrainConfig(epochs=epochs, batch_size=gr.batch_size if gr else 32, lr=lr or None,
-                      patience=0, device=device,
-                      seed=config.execution.random_seed if config is not None else 0,
-                      weight_decay=gr.weight_decay if gr else 1e-2, progress=False)
+    cfg = finetune_settings(TrainConfig.from_config(config), base.name, base.direction)
     samples = index_samples([run], base.window)
-    ft_rows, te_rows = finetune_split(samples, np.arange(len(samples)), base.window,
-                                      base.data_spec.tr)
-    calibrated = base.calibrated([run], samples, ft_rows)
-    tuned = F.fit([run], base.data_spec, base.name, window=base.window, samples=samples,
-                  rows=ft_rows, val_rows=np.empty(0, dtype=int), train_config=cfg, init=base)
-    scores = {}
-    for stage, model in (("Base", calibrated), ("FineTuned", tuned)):
-        ev = F.evaluate(model, [run], samples=samples, rows=te_rows, device=device)
-        scores[stage] = {k: float(v) for k, v in ev.metrics.items()
-                         if k in ("mse", "r_overall", "r_bins") or k.startswith("r_alpha")}
+    tuned, ft_rows, te_rows, evaluations = finetune_subject(
+        base, [run], samples, np.arange(len(samples)), cfg, device=config.execution.device)
+    scores = {stage: {k: float(v) for k, v in ev.metrics.items()
+                      if k in ("mse", "r_overall", "r_bins") or k.startswith("r_alpha")}
+              for stage, ev in zip(("Base", "FineTuned"), evaluations.values())}
     return tuned, {"Protocol": "first half of each run fine-tunes (all weights, a third of the "
                                "learning rate and epochs); scored on the rest after a buffer of "
                                "window + HRF reach",
                    "FineTuneSamples": int(len(ft_rows)), "TestSamples": int(len(te_rows)),
-                   "Epochs": epochs, **scores}
+                   "Epochs": cfg.epochs, **scores}
+
+
+#: Per direction: which runs a model applies to, and the writer of its synthesized output.
+APPLIERS = {"eeg2fmri": (lambda run: run.spectrogram is not None, synthesize_bold),
+            "fmri2eeg": (lambda run: _bold_of(run) is not None, synthesize_spectrogram)}
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -280,34 +277,18 @@ def apply_models(config: Config, plans: list[ParticipantPlan]) -> ExitCode:
     model_dir = Path(ex.model_dir)
     card = C.read_card(model_dir)
     labels = C.read_labels(model_dir)
-    direction = card["Direction"]
-    if direction == "eeg2fmri":
-        from ..training.api import load_model
-
-        fitted = load_model(model_dir / C.MODEL_FILE)
-    else:
-        from ..training.fmri2eeg import load_spectrogram_model
-
-        fitted = load_spectrogram_model(model_dir / C.MODEL_FILE)
-    subjects = [p.subject for p in plans]
-    runs = find_runs(out, participant_label=subjects)
+    fitted = load_model(model_dir / C.MODEL_FILE)
+    if card.get("Direction") != fitted.direction.name:
+        raise DataError(f"model.json says {card.get('Direction')}, model.safetensors holds a "
+                        f"{fitted.direction.name} model", path=model_dir)
+    applies, synthesize = APPLIERS[fitted.direction.name]
     written = []
-    cache = Path(ex.work_dir) / "apply"
-    for run in runs:
-        if direction == "eeg2fmri" and run.spectrogram is not None:
-            if config.group.finetune:
-                log.warning("%s: --finetune applies to fMRI→EEG models; EEG→fMRI model %s is "
-                            "applied as trained", run.key, card["Name"])
-            if is_main_process():
-                written.append(synthesize_bold(out, run, fitted, card, labels, model_dir,
-                                               device=ex.device))
-        elif direction == "fmri2eeg" and _bold_of(run) is not None:
-            if is_main_process():
-                written.append(synthesize_spectrogram(
-                    out, run, fitted, card, labels, model_dir, cache, finetune=config.group.finetune,
-                    config=config, device=ex.device))
-        else:
-            log.info("%s: nothing to apply the %s model %s to", run.key, direction, card["Name"])
+    for run in find_runs(out, participant_label=[p.subject for p in plans]):
+        if not applies(run):
+            log.info("%s: nothing to apply the %s model %s to", run.key, fitted.direction.name,
+                     card["Name"])
+        elif is_main_process():
+            written.append(synthesize(out, run, fitted, card, labels, model_dir, config))
     for path in written:
         log.info("synthesized: %s", path)
     return ExitCode.OK

@@ -17,8 +17,9 @@ from typing import Any
 
 from ..errors import DataError, ExitCode, UsageError, UserError
 from .niftiio import check_nifti
+from .runkey import RUN_KEY_ENTITIES, run_key
 
-PAIR_ENTITIES = ("subject", "session", "task", "acquisition", "run")
+PAIR_ENTITIES = tuple(long for _, long in RUN_KEY_ENTITIES)
 BOLD_EXTENSIONS = (".nii", ".nii.gz")
 EEG_FORMATS = {".vhdr": "BrainVision", ".edf": "EDF", ".bdf": "BDF", ".set": "EEGLAB", ".fif": "FIF"}
 # What the indexer skips. Unlike fMRIPrep we must not skip eeg/.
@@ -85,10 +86,7 @@ class RunPair:
     @property
     def name(self) -> str:
         """The shared entities as a BIDS-style prefix, e.g. ``sub-01_task-rest_run-1``."""
-        keys = (("subject", "sub"), ("session", "ses"), ("task", "task"), ("acquisition", "acq"),
-                ("run", "run"))
-        return "_".join(f"{short}-{self.entities[long]}" for long, short in keys
-                        if self.entities.get(long) is not None)
+        return run_key(self.entities)
 
 
 @dataclass
@@ -289,8 +287,8 @@ def _pair_entities(entities: dict[str, Any]) -> dict[str, Any]:
     return {k: entities[k] for k in PAIR_ENTITIES if entities.get(k) is not None}
 
 
-def _key(entities: dict[str, Any]) -> tuple:
-    return tuple(str(entities.get(k, "")) for k in PAIR_ENTITIES)
+def _key(entities: dict[str, Any]) -> str:
+    return run_key(entities)
 
 
 def read_bold_run(path: str | os.PathLike, layout=None) -> BoldRun:

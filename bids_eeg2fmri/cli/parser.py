@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--target", dest="target", choices=("voxels", "regions"),
                    help="EEG→fMRI targets: model-grid voxels or atlas regions")
     g.add_argument("--atlas", dest="atlas", choices=("harvard-oxford", "aal"))
-    g.add_argument("--window", dest="window", type=float, metavar="S",
+    g.add_argument("--window", dest="window_s", type=float, metavar="S",
                    help="EEG history per target volume in seconds (default 20)")
     g.add_argument("--epochs", dest="epochs", type=int, metavar="N")
     g.add_argument("--batch-size", dest="batch_size", type=int, metavar="N")

@@ -80,10 +80,6 @@ class WindowDataset(Dataset):
             return None
         return _gather(self.runs, self.run_index, self.volume, "truth")
 
-    def flat_inputs(self) -> np.ndarray:
-        """Every sample's normalised EEG window flattened, ``(n_samples, n_features)`` (ridge)."""
-        return np.stack([self[i]["x"].numpy().ravel() for i in range(len(self))])
-
 
 def _gather(runs: Sequence[RunArrays], run_index: np.ndarray, volume: np.ndarray,
             attr: str) -> np.ndarray:
@@ -172,7 +168,3 @@ class SequenceDataset(Dataset):
         if any(self.runs[i].eeg_truth is None for i in np.unique(self.run_index)):
             return None
         return np.stack([self._target(i, "eeg_truth") for i in range(len(self))])
-
-    def inputs(self) -> np.ndarray:
-        """Every sample's normalised BOLD window, ``(n_samples, window, n_regions)``."""
-        return np.stack([self._window(i) for i in range(len(self))])

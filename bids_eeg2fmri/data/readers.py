@@ -126,7 +126,8 @@ def load_run(spectrogram: str | os.PathLike, bold: str | os.PathLike, *, subject
              run: str = "1", mask: str | os.PathLike | None = None,
              atlas_labels: np.ndarray | None = None, confounds: str | os.PathLike | None = None,
              dummy_scans: int = 0, tr: float | None = None, volume_offset: int = 0,
-             cache_dir: str | os.PathLike) -> tuple[RunArrays, DataSpec]:
+             cache_dir: str | os.PathLike, image: nib.Nifti1Image | None = None,
+             spectrum: tuple | None = None) -> tuple[RunArrays, DataSpec]:
     """Read one run's derivatives into arrays and describe them.
 
     Parameters
@@ -148,13 +149,16 @@ def load_run(spectrogram: str | os.PathLike, bold: str | os.PathLike, *, subject
         ``NumberOfVolumesDiscardedByUser``), see :func:`read_spectrogram`.
     cache_dir
         Where the per-run BOLD memory maps go.
+    image, spectrum
+        ``bold`` already loaded and :func:`read_spectrogram`'s result for this run, when the
+        caller reads the run once for several target sets (both directions).
     """
-    img = nib.load(os.fspath(bold))
+    img = image if image is not None else nib.load(os.fspath(bold))
     if img.ndim != 4:
         raise DataError(f"BOLD must be 4-D, got shape {img.shape}", path=bold)
     n = img.shape[3]
     tr = float(tr or img.header.get_zooms()[3])
-    eeg, valid, channels, freqs = read_spectrogram(spectrogram, n, volume_offset)
+    eeg, valid, channels, freqs = spectrum or read_spectrogram(spectrogram, n, volume_offset)
     grid = img.shape[:3]
     if (mask is None) == (atlas_labels is None):
         raise DataError("give exactly one of a brain mask (voxels) or atlas labels (regions)",

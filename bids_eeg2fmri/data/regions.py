@@ -21,6 +21,7 @@ import nibabel as nib
 import numpy as np
 
 from ..errors import DataError
+from ..metrics import region_means
 from .windows import DataSpec, RunArrays
 
 NON_GM = "non-GM"
@@ -102,12 +103,9 @@ def region_timeseries(data: np.ndarray, labels: RegionLabels) -> np.ndarray:
     if data.ndim != 4 or data.shape[:3] != labels.labels.shape:
         raise DataError(f"BOLD of shape {data.shape} does not fit the {labels.labels.shape} "
                         "label grid")
-    flat = data.reshape(-1, data.shape[3])
-    lab = labels.labels.ravel()
-    out = np.empty((data.shape[3], labels.n_regions), dtype=np.float32)
-    for i in range(labels.n_regions):
-        out[:, i] = flat[lab == i + 1].mean(axis=0)
-    return out
+    means, _ = region_means(data.reshape(-1, data.shape[3]).T, labels.labels.ravel(),
+                            ids=np.arange(1, labels.n_regions + 1))
+    return means.astype(np.float32)
 
 
 class VoxelPCA:

@@ -2,7 +2,7 @@
 
 A run is held as arrays aligned by volume: the EEG spectrogram of every volume (``n_volumes ×
 n_channels × n_frequencies × n_frames``: the STFT frames falling inside that TR) and the BOLD target
-of every volume (``n_volumes × n_targets``: masked voxels of the model grid, or atlas regions).
+of every volume (``n_volumes × n_bold``: masked voxels of the model grid, or atlas regions).
 
 Sample ``t`` pairs BOLD volume ``t`` with the EEG of volumes ``t − lag − window + 1 … t − lag``: the
 ``window`` TRs that precede the target (and include it when ``lag = 0``), because the haemodynamic
@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..config import GroupConfig
 from ..errors import DataError
 
 # How far back a BOLD sample depends on neural activity: the canonical double-gamma HRF has decayed
 # below 1 % of its peak about 20 s after the event (its undershoot ends near 25 s).
 HRF_REACH_S = 20.0
-DEFAULT_WINDOW_S = 20.0
 TARGET_KINDS = ("voxels", "regions")
 
 
@@ -48,7 +48,8 @@ class RunArrays:
         n_freqs)`` band power (read as one frame). Any array-like with ``shape`` and slicing: a numpy
         array, a ``np.memmap``, an h5py dataset.
     bold
-        ``(n_volumes, n_targets)`` target values (masked voxels or regions), array-like as ``eeg``.
+        ``(n_volumes, n_bold)`` BOLD series (masked voxels or regions; the targets of EEG→fMRI,
+        the inputs of fMRI→EEG), array-like as ``eeg``.
     subject, run
         Labels; ``run`` keeps runs of one subject apart (use ``ses-1_run-2`` style strings freely).
     retained
@@ -58,7 +59,7 @@ class RunArrays:
     fd
         ``(n_volumes,)`` framewise displacement in mm for motion censoring, optional.
     truth
-        ``(n_volumes, n_targets)`` noiseless BOLD (simulated data only), optional.
+        ``(n_volumes, n_bold)`` noiseless BOLD (simulated data only), optional.
     eeg_truth
         Noiseless EEG spectrogram, the shape of ``eeg`` (simulated data only), optional: the noise
         ceiling of the fMRI→EEG direction.
@@ -151,8 +152,9 @@ class DataSpec:
         Repetition time in seconds.
     target
         ``"voxels"`` or ``"regions"``.
-    n_targets
-        Length of the BOLD target axis.
+    n_bold
+        BOLD series per volume (masked voxels or regions): the targets of EEG→fMRI, the inputs of
+        fMRI→EEG.
     mask
         For voxels: the 3-D boolean brain mask of the model grid; targets are ``grid[mask]`` in C
         order.
@@ -161,7 +163,7 @@ class DataSpec:
     region_names
         For regions: the atlas region names; optional.
     labels
-        Optional ``(n_targets,)`` integer region label of each target, for region-wise metrics.
+        Optional ``(n_bold,)`` integer region label of each BOLD series, for region-wise metrics.
     eeg_bands
         Set when the EEG axis holds band power pooled from a spectrogram
         (:func:`bids_eeg2fmri.data.bandpool.band_spec`): ``{"bands": {name: [lo, hi]},
@@ -174,7 +176,7 @@ class DataSpec:
     n_frames: int
     tr: float
     target: str
-    n_targets: int
+    n_bold: int
     mask: np.ndarray | None = None
     affine: np.ndarray | None = None
     region_names: list[str] | None = None
@@ -188,9 +190,9 @@ class DataSpec:
             raise DataError(f"target must be one of {TARGET_KINDS}, got {self.target!r}")
         if self.mask is not None:
             self.mask = np.asarray(self.mask, dtype=bool)
-            if self.mask.ndim != 3 or int(self.mask.sum()) != self.n_targets:
+            if self.mask.ndim != 3 or int(self.mask.sum()) != self.n_bold:
                 raise DataError(f"the grid mask holds {int(self.mask.sum())} voxels but the BOLD "
-                                f"targets have {self.n_targets}")
+                                f"targets have {self.n_bold}")
         if self.affine is not None:
             self.affine = np.asarray(self.affine, dtype=float).reshape(4, 4)
 
@@ -208,9 +210,9 @@ class DataSpec:
         if tuple(run.eeg.shape[1:]) != self.eeg_shape:
             raise DataError(f"{run.key}: EEG volumes have shape {tuple(run.eeg.shape[1:])} "
                             f"(channels, frequencies, frames); expected {self.eeg_shape}")
-        if run.bold.shape[1] != self.n_targets:
+        if run.bold.shape[1] != self.n_bold:
             raise DataError(f"{run.key}: BOLD has {run.bold.shape[1]} targets, expected "
-                            f"{self.n_targets} ({self.target})")
+                            f"{self.n_bold} ({self.target})")
 
     def check_compatible(self, other: "DataSpec") -> None:
         """Raise :class:`DataError` when ``other`` (new data) differs from this (training) spec.
@@ -256,23 +258,23 @@ class DataSpec:
         if self.target == "voxels":
             if self.grid_shape != other.grid_shape or (
                     self.mask is not None and not np.array_equal(self.mask, other.mask)):
-                raise DataError(f"the BOLD grid {other.grid_shape} (mask of {other.n_targets} "
+                raise DataError(f"the BOLD grid {other.grid_shape} (mask of {other.n_bold} "
                                 f"voxels) differs from the model's {self.grid_shape} "
-                                f"({self.n_targets} voxels); resample to the model grid")
+                                f"({self.n_bold} voxels); resample to the model grid")
             if self.affine is not None and other.affine is not None and not np.allclose(
                     self.affine, other.affine, atol=1e-3):
                 raise DataError("the BOLD grid's affine differs from the model's; resample the "
                                 "data to the model grid")
-        elif self.n_targets != other.n_targets or (
+        elif self.n_bold != other.n_bold or (
                 self.region_names and other.region_names and self.region_names != other.region_names):
-            raise DataError(f"the {other.n_targets} regions given differ from the model's "
-                            f"{self.n_targets}; use the same atlas")
+            raise DataError(f"the {other.n_bold} regions given differ from the model's "
+                            f"{self.n_bold}; use the same atlas")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form, stored in checkpoints."""
         return {"channels": self.channels, "frequencies": self.frequencies,
                 "n_frames": self.n_frames, "tr": self.tr, "target": self.target,
-                "n_targets": self.n_targets,
+                "n_bold": self.n_bold,
                 "mask": None if self.mask is None else _pack_mask(self.mask),
                 "affine": None if self.affine is None else self.affine.tolist(),
                 "region_names": self.region_names,
@@ -282,6 +284,8 @@ class DataSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DataSpec":
         d = dict(d)
+        if "n_targets" in d:  # a model saved before DataSpec.n_targets became n_bold
+            d["n_bold"] = d.pop("n_targets")
         if d.get("mask") is not None:
             d["mask"] = _unpack_mask(d["mask"])
         if d.get("labels") is not None:
@@ -336,8 +340,9 @@ class WindowSpec:
                             "volumes lie inside the sample's own span")
 
     @classmethod
-    def from_seconds(cls, tr: float, window_s: float = DEFAULT_WINDOW_S, **kwargs: Any) -> "WindowSpec":
-        """A spec whose window covers at least ``window_s`` seconds at repetition time ``tr``."""
+    def from_seconds(cls, tr: float, window_s: float = GroupConfig.window_s,
+                     **kwargs: Any) -> "WindowSpec":
+        """A spec whose window covers at least ``window_s`` seconds (``--window``) at ``tr``."""
         return cls(window=max(1, math.ceil(window_s / tr - 1e-9)), **kwargs)
 
     def span(self) -> int:
@@ -355,6 +360,14 @@ class WindowSpec:
     def sample_volumes(self, run: RunArrays) -> np.ndarray:
         """The volumes of ``run`` that are sample targets (:func:`target_volumes`)."""
         return target_volumes(run, self)
+
+    def window_start(self, volumes: np.ndarray) -> np.ndarray:
+        """First EEG volume of the windows of samples named (targeted) by ``volumes``."""
+        return np.asarray(volumes) - self.span() + 1
+
+    def describe(self, tr: float) -> dict[str, Any]:
+        """The window's fields and its length in seconds, for the model card."""
+        return {**asdict(self), "window_seconds": self.window * tr}
 
 
 @dataclass(frozen=True)
@@ -404,6 +417,10 @@ class SequenceSpec:
         """
         return self.window + math.ceil(hrf_reach_s / tr)
 
+    def describe(self, tr: float) -> dict[str, Any]:
+        """The window's fields, its offset and its length in seconds, for the model card."""
+        return {**asdict(self), "offset": self.offset, "window_seconds": self.window * tr}
+
     def window_start(self, volumes: np.ndarray) -> np.ndarray:
         """First BOLD volume of the windows of samples named by ``volumes``."""
         return np.asarray(volumes) - self.offset
@@ -434,17 +451,13 @@ def _window_all(flags: np.ndarray, width: int) -> np.ndarray:
 
 def target_volumes(run: RunArrays, spec: WindowSpec) -> np.ndarray:
     """Indices of the volumes of ``run`` that are targets of a sample (see the module docstring)."""
-    n = run.n_volumes
-    t = np.arange(n)
-    ok = run.retained & (t - spec.span() + 1 >= 0)
+    t = np.arange(run.n_volumes)
+    start = t - spec.span() + 1
+    ok = run.retained & (start >= 0)
     if spec.fd_threshold is not None and run.fd is not None:
         ok &= ~(run.fd > spec.fd_threshold)
-    # Every EEG volume of the window must exist: a sliding minimum over eeg_valid.
-    valid = run.eeg_valid.astype(np.int64)
-    csum = np.concatenate([[0], np.cumsum(valid)])
-    first = np.clip(t - spec.span() + 1, 0, None)
-    last = t - spec.lag + 1
-    ok &= (csum[np.clip(last, 0, n)] - csum[first]) == spec.window
+    # Every EEG volume of the window must exist.
+    ok[ok] &= _window_all(run.eeg_valid, spec.window)[start[ok]]
     for h in range(1, spec.history + 1):
         ok[h:] &= run.retained[:-h]
         ok[:h] = False

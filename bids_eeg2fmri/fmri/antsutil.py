@@ -66,15 +66,6 @@ def to_ants(data: np.ndarray, affine: np.ndarray):
                            spacing=spacing, direction=direction)
 
 
-def ants_affine(image) -> np.ndarray:
-    """The NIfTI (RAS) voxel-to-world affine of an ``ants.ANTsImage``."""
-    direction = np.asarray(image.direction, dtype=float).reshape(3, 3)
-    lps = np.eye(4)
-    lps[:3, :3] = direction * np.asarray(image.spacing, dtype=float)
-    lps[:3, 3] = image.origin
-    return FLIP @ lps
-
-
 def read_ants_linear(path: str | os.PathLike) -> np.ndarray:
     """Read an ANTs/ITK linear transform file as a 4×4 RAS matrix.
 

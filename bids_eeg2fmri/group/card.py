@@ -3,8 +3,7 @@
 A model folder (``OUT/models/<direction>/<name>/``) is everything ``--model-dir`` needs:
 
 - ``model.safetensors`` — the fitted model, weights and JSON description (see
-  :mod:`bids_eeg2fmri.modelfiles`; :meth:`bids_eeg2fmri.training.api.FittedModel.save` or
-  :meth:`bids_eeg2fmri.training.fmri2eeg.SpectrogramModel.save`);
+  :mod:`bids_eeg2fmri.modelfiles`; :meth:`bids_eeg2fmri.training.model.FittedModel.save`);
 - ``model.json`` — the model card (:func:`model_card`), whose ``Direction`` tells the apply step
   which loader to use and whose ``Files`` pins the SHA-256 of every other file (checked before
   any of them is read);
@@ -60,7 +59,7 @@ def model_card(*, name: str, direction: str, fitted: Any, data: dict[str, Any],
     name, direction
         Registry name and direction.
     fitted
-        The final model (``FittedModel`` or ``SpectrogramModel``).
+        The final model (:class:`~bids_eeg2fmri.training.model.FittedModel`).
     data
         ``GroupData.describe()`` plus ``NumberOfSamples``.
     window

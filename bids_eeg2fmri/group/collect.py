@@ -35,6 +35,7 @@ import nibabel as nib
 import numpy as np
 
 from ..bids.derivatives import SOURCE_ENTITIES, atomic_path, parse_entities
+from ..bids.runkey import run_entities, run_key
 from ..errors import DataError, ExitCode, UsageError, UserError
 from ..fmri.io import write_masked_series
 from ..fmri.model_ready import model_ready
@@ -122,14 +123,13 @@ def find_runs(out_dir: str | os.PathLike, *, participant_label: Sequence[str] = 
         ents = parse_entities(path)
         if "sub" not in ents or path.name.startswith("."):
             continue
-        src = {k: ents[k] for k in SOURCE_ENTITIES if k in ents}
-        key = "_".join(f"{k}-{v}" for k, v in src.items())
+        key = run_key(ents)
         desc, suffix, space = ents.get("desc"), ents["suffix"], ents.get("space")
-        run = runs.setdefault(key, RunFiles(key, ents["sub"], src))
+        run = runs.setdefault(key, RunFiles(key, ents["sub"], run_entities(ents)))
         if suffix == "spectrogram" and desc == "stft":
-            run.spectrogram = path
+            run.spectrogram = _only(run.spectrogram, path, key)
         elif suffix == "bold" and space == SPACE and desc == "preproc":
-            run.preproc_bold = path
+            run.preproc_bold = _only(run.preproc_bold, path, key)
         elif suffix == "bold" and space == SPACE and desc == "model" and ents.get("res", "").isdigit():
             run.model_bold[int(ents["res"])] = path
         elif suffix == "mask" and space == SPACE and desc == "brain":
@@ -146,6 +146,20 @@ def find_runs(out_dir: str | os.PathLike, *, participant_label: Sequence[str] = 
         raise UserError(f"no derivatives of participant(s) {', '.join(participant_label)}",
                         ExitCode.NO_DATA_SELECTED, out)
     return selected
+
+
+def _only(current: Path | None, path: Path, key: str) -> Path:
+    """Refuse a file of another source run (``dir``, ``rec``, ``echo``…) under the same run key:
+    it would be paired arbitrarily. Outputs of one source (e.g. two resolutions) keep the last."""
+    if current is not None and _source(current) != _source(path):
+        raise DataError(f"two derivatives for run {key} ({current.name}, {path.name}); select one "
+                        "with --bids-filter-file at the participant level", path=path)
+    return path
+
+
+def _source(path: Path) -> dict[str, str]:
+    ents = parse_entities(path)
+    return {k: ents[k] for k in SOURCE_ENTITIES if k in ents}
 
 
 # ----------------------------------------------------------------------------- model grid
@@ -313,18 +327,28 @@ def _region_subset(labels: np.ndarray, names: list[str], keep: Sequence[str],
     return out, wanted
 
 
-def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: str = "regions",
-            atlas: str = "harvard-oxford", regions: Sequence[str] = (), cache_dir: Path,
-            expected_eeg: Callable[[RunFiles], np.ndarray | None] | None = None,
-            fmri_input: str = "regions", eeg_channels: str = "common") -> GroupData:
-    """Paired runs as :class:`RunArrays` for ``direction`` (see the module docstring).
+def collect(files: Sequence[RunFiles], direction: str, **options: Any) -> GroupData:
+    """:func:`collect_directions` for one direction."""
+    return collect_directions(files, [direction], **options)[direction]
+
+
+def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, res: int = 4,
+                       target: str = "regions", atlas: str = "harvard-oxford",
+                       regions: Sequence[str] = (), cache_dir: Path,
+                       expected_eeg: Callable[[RunFiles], np.ndarray | None] | None = None,
+                       fmri_input: str = "regions", eeg_channels: str = "common"
+                       ) -> dict[str, GroupData]:
+    """Paired runs as :class:`RunArrays` for each of ``directions`` (see the module docstring).
+
+    Each spectrogram and each model-grid BOLD series is read once, whatever the number of
+    directions; the directions share the EEG arrays.
 
     Parameters
     ----------
     files
         Runs found by :func:`find_runs`; those without both modalities are skipped.
-    direction
-        ``eeg2fmri`` or ``fmri2eeg``.
+    directions
+        ``eeg2fmri`` and/or ``fmri2eeg``.
     res
         Model grid in mm.
     target
@@ -340,7 +364,7 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
         Work folder for derived series and BOLD memory maps.
     expected_eeg
         Returns a run's noiseless spectrogram (the file's shape; simulated data) or None; kept
-        as ``RunArrays.eeg_truth`` when every run has one, for the fMRI→EEG noise ceiling.
+        as ``RunArrays.eeg_truth`` (fMRI→EEG) when every run has one, for the noise ceiling.
     eeg_channels
         Runs with different channels: keep the ``common`` ones or ``interpolate`` the missing
         ones (:mod:`~bids_eeg2fmri.data.montage`).
@@ -352,8 +376,6 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
     UserError
         Exit 18 when no run is paired.
     """
-    from ..resources.atlases import load_atlas
-
     paired = paired_runs(files)
     if not paired:
         raise UserError("no run has both EEG and BOLD derivatives: nothing to train on",
@@ -361,15 +383,58 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
     cache_dir.mkdir(parents=True, exist_ok=True)
     series = [model_grid_series(r, res, cache_dir / "model_bold") for r in paired]
     common, affine = _common_mask(series)
+    targets = {d: _targets(d, common, affine, series[0], target=target, atlas=atlas,
+                           regions=regions, fmri_input=fmri_input, cache_dir=cache_dir)
+               for d in directions}
+    offsets = [discarded_volumes(bold) for bold in series]
+    montage, positions = montage_for_runs({f.key: f.spectrogram for f in paired}, eeg_channels)
+    arrays: dict[str, list[tuple[RunArrays, DataSpec]]] = {d: [] for d in directions}
+    for f, bold, offset in zip(paired, series, offsets):
+        img = nib.load(os.fspath(bold))
+        if len(directions) > 1:
+            img = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine, img.header)
+        eeg, valid, chans, freqs = read_spectrogram(f.spectrogram, img.shape[3], offset)
+        eeg = conform(eeg, chans, montage, positions=positions, interpolate=True,
+                      path=f.spectrogram)
+        spectrum = (eeg, valid, list(montage.channels), freqs)
+        for d in directions:
+            labels, names, mask_path = targets[d]
+            run, spec = load_run(f.spectrogram, bold, subject=f.subject, run=f.run_label,
+                                 mask=mask_path, atlas_labels=labels, confounds=f.confounds,
+                                 tr=repetition_time(bold), volume_offset=offset,
+                                 cache_dir=cache_dir / "arrays", image=img, spectrum=spectrum)
+            if names is not None:
+                spec.region_names = list(names)
+            arrays[d].append((run, spec))
+    out = {}
+    for d in directions:
+        runs = _consistent(arrays[d], paired)
+        if d == "fmri2eeg" and expected_eeg is not None:
+            _add_truth(runs, paired, offsets, expected_eeg, montage, positions)
+        labels, names, _ = targets[d]
+        pca = d == "fmri2eeg" and fmri_input == "pca"
+        uses_atlas = not pca and (d == "fmri2eeg" or target == "regions")
+        out[d] = GroupData(d, runs, arrays[d][0][1], list(paired), tuple(common.shape), affine,
+                           labels, names, res, atlas if uses_atlas else None,
+                           fmri_input if d == "fmri2eeg" else "regions", montage)
+    return out
+
+
+def _targets(direction: str, common: np.ndarray, affine: np.ndarray, first: Path, *,
+             target: str, atlas: str, regions: Sequence[str], fmri_input: str, cache_dir: Path
+             ) -> tuple[np.ndarray | None, list[str] | None, Path | None]:
+    """What a direction's BOLD arrays hold: atlas labels and names, or the common mask's path."""
+    from ..resources.atlases import load_atlas
+
     grid = nib.Nifti1Image(common.astype(np.uint8), affine)
-    labels, names, mask_path = None, None, None
     pca = direction == "fmri2eeg" and fmri_input == "pca"
     if direction == "fmri2eeg" and not pca:
         lab = gm_region_labels(grid, atlas=atlas, brain_mask=common, min_voxels=MIN_REGION_VOXELS)
         labels, names = lab.labels, lab.names
         if regions:
             labels, names = _region_subset(labels, names, regions, always=[NON_GM])
-    elif target == "regions" and not pca:
+        return labels, names, None
+    if target == "regions" and not pca:
         at = load_atlas(atlas, target=grid)
         raw = np.asarray(at.image.dataobj).astype(int) * common
         names = []
@@ -383,41 +448,33 @@ def collect(files: Sequence[RunFiles], direction: str, *, res: int = 4, target: 
             labels, names = _region_subset(labels, names, regions)
         if len(names) < 2:
             raise DataError(f"fewer than 2 {atlas} regions lie inside the runs' common brain mask",
-                            path=series[0])
-    else:
-        mask_path = cache_dir / f"common_mask_{hashlib.sha1(common.tobytes()).hexdigest()[:12]}.nii.gz"
-        if not mask_path.exists():
-            with atomic_path(mask_path) as tmp:
-                nib.save(nib.Nifti1Image(common.astype(np.uint8), affine), tmp)
-    runs, spec0 = [], None
-    offsets = [discarded_volumes(bold) for bold in series]
-    montage, positions = montage_for_runs({f.key: f.spectrogram for f in paired}, eeg_channels)
-    for f, bold, offset in zip(paired, series, offsets):
-        run, spec = load_run(f.spectrogram, bold, subject=f.subject, run=f.run_label,
-                             mask=mask_path, atlas_labels=labels, confounds=f.confounds,
-                             tr=repetition_time(bold), volume_offset=offset,
-                             cache_dir=cache_dir / "arrays")
-        run.eeg = conform(run.eeg, spec.channels, montage, positions=positions,
-                          interpolate=True, path=f.spectrogram)
-        spec.channels = list(montage.channels)
-        if names is not None:
-            spec.region_names = list(names)
-        if spec0 is None:
-            spec0 = spec
-        else:
-            try:
-                spec0.check_compatible(spec)
-            except DataError as exc:
-                raise DataError(f"differs from the other runs: {exc.message}",
-                                path=f.spectrogram) from None
-        runs.append(run)
-    truths = [expected_eeg(f) for f in paired] if expected_eeg is not None else []
+                            path=first)
+        return labels, names, None
+    mask_path = cache_dir / f"common_mask_{hashlib.sha1(common.tobytes()).hexdigest()[:12]}.nii.gz"
+    if not mask_path.exists():
+        with atomic_path(mask_path) as tmp:
+            nib.save(grid, tmp)
+    return None, None, mask_path
+
+
+def _consistent(arrays: list[tuple[RunArrays, DataSpec]], paired: list[RunFiles]) -> list[RunArrays]:
+    """The runs, after checking that each one's spec matches the first run's."""
+    spec0 = arrays[0][1]
+    for (_, spec), f in zip(arrays[1:], paired[1:]):
+        try:
+            spec0.check_compatible(spec)
+        except DataError as exc:
+            raise DataError(f"differs from the other runs: {exc.message}",
+                            path=f.spectrogram) from None
+    return [run for run, _ in arrays]
+
+
+def _add_truth(runs: list[RunArrays], paired: list[RunFiles], offsets: list[int],
+               expected_eeg: Callable[[RunFiles], np.ndarray | None], montage: Montage,
+               positions: dict[str, np.ndarray] | None) -> None:
+    truths = [expected_eeg(f) for f in paired]
     if truths and all(t is not None for t in truths):
         for f, run, offset, t in zip(paired, runs, offsets, truths):
             truth, _, chans, _ = read_spectrogram(f.spectrogram, run.n_volumes, offset, values=t)
             run.eeg_truth = conform(truth, chans, montage, positions=positions, interpolate=True,
                                     path=f.spectrogram)
-    uses_atlas = not pca and (direction == "fmri2eeg" or target == "regions")
-    return GroupData(direction, runs, spec0, list(paired), tuple(common.shape), affine, labels,
-                     names, res, atlas if uses_atlas else None,
-                     fmri_input if direction == "fmri2eeg" else "regions", montage)

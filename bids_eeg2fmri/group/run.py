@@ -18,11 +18,10 @@ several processes writes each file once.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,30 +30,23 @@ import pandas as pd
 
 from ..bids.derivatives import atomic_write_text
 from ..config import Config
-from ..data.splits import make_folds
-from ..data.windows import DataSpec, RunArrays, SequenceSpec, index_samples
 from ..errors import ExitCode, UsageError, UserError
 from ..models import registry
 from ..runlogs import latest_config
+from ..training.core import cross_validate, fit
+from ..training.direction import Direction, get_direction
 from ..training.distributed import is_main_process
-from ..training.trainer import TrainConfig
+from ..training.options import TrainConfig
 from . import card as C
-from .collect import GroupData, RunFiles, collect, find_runs, paired_runs
+from .collect import GroupData, RunFiles, collect_directions, find_runs, paired_runs
+from .results import (DirectionResult, cv_summary, fc_matrices, fold_table, loss_curves,
+                      print_summary, score_options)
+from .truth import Truth, expected_eeg, simulation_truth
 
 log = logging.getLogger("bids_eeg2fmri")
 
 DEFAULT_MODELS = {"eeg2fmri": ("ridge", "mlp"), "fmri2eeg": ("ridge", "rnn-seq2seq")}
-HEADLINE = {"eeg2fmri": "model_r_temporal", "fmri2eeg": "r_overall"}
-
-
-@dataclass
-class DirectionResult:
-    """What one direction produced, for the report and the summary."""
-
-    table: pd.DataFrame
-    curves: dict[str, pd.DataFrame] = field(default_factory=dict)
-    fc: dict[str, Any] | None = None
-    model_dirs: dict[str, Path] = field(default_factory=dict)
+__all__ = ["print_summary", "run_group_level"]
 
 
 def model_label(name: str) -> str:
@@ -99,211 +91,44 @@ def check_subjects(data: GroupData, regime: str, k: int) -> None:
                         ExitCode.NO_DATA_SELECTED)
 
 
-def simulation_truth(bids_dir: Path | None, files: list[RunFiles]
-                     ) -> tuple[dict[str, dict[str, float]], dict[str, list[str]] | None,
-                                dict[str, dict[str, Any]]]:
-    """What the simulator's ground truth tells the scoring (nothing for real data).
-
-    Returns
-    -------
-    ceilings
-        Per run key, the noise ceiling of each driven region.
-    groups
-        The channel group of every simulated source (``<region>_<band>`` → channels), so that
-        fMRI→EEG is also scored on the band × group cells the sources modulate; None when the
-        runs disagree or there is no truth.
-    truths
-        Per run key, the run's ground truth (:func:`~bids_eeg2fmri.simulate.load_ground_truth`).
-    """
-    if bids_dir is None or not (Path(bids_dir) / "derivatives" / "simulation").is_dir():
-        return {}, None, {}
-    from ..simulate import load_ground_truth
-
-    out, groups, truths = {}, [], {}
-    for f in files:
-        try:
-            truth = load_ground_truth(bids_dir, f.subject, f.entities.get("ses"),
-                                      int(f.entities.get("run", 1)),
-                                      task=f.entities.get("task", "rest"))
-        except (OSError, KeyError, ValueError, UserError) as exc:
-            log.warning("%s: no simulator ground truth (%s)", f.key, exc)
-            continue
-        truths[f.key] = truth
-        groups.append(truth.get("channel_groups"))
-        if "noise_ceiling" not in truth:
-            continue
-        out[f.key] = {n: float(c) for n, c, d in zip(truth["region_names"], truth["noise_ceiling"],
-                                                     truth["region_driven"]) if d and np.isfinite(c)}
-    same = bool(groups) and all(g == groups[0] for g in groups) and groups[0]
-    return out, ({k: list(v) for k, v in groups[0].items()} if same else None), truths
-
-
-def expected_eeg(truths: dict[str, dict[str, Any]]) -> Callable[[RunFiles], np.ndarray | None]:
-    """The noiseless spectrogram of a simulated run (None without truth or when it does not fit:
-    the fMRI→EEG noise ceiling is then left out, the rest of the scoring is unaffected)."""
-    from ..simulate.spectral_truth import expected_spectrogram
-
-    def build(f: RunFiles) -> np.ndarray | None:
-        if f.key not in truths or f.spectrogram is None:
-            return None
-        try:
-            return expected_spectrogram(f.spectrogram, truths[f.key])
-        except UserError as exc:
-            log.warning("%s: no fMRI→EEG noise ceiling (%s)", f.key, exc.oneline())
-            return None
-    return build
-
-
-def _train_config(config: Config) -> TrainConfig:
-    gr, ex = config.group, config.execution
-    return TrainConfig(epochs=gr.epochs, batch_size=gr.batch_size, weight_decay=gr.weight_decay,
-                       device=ex.device, seed=ex.random_seed, progress=False)
-
-
-def _curves(work: Path, name: str, direction: str, folds: list[str]) -> pd.DataFrame | None:
-    frames = []
-    for fold in folds:
-        path = work / name / fold / "losses.tsv"
-        if path.is_file():
-            frames.append(pd.read_csv(path, sep="\t", na_values=["n/a"]).assign(fold=fold))
-    return pd.concat(frames, ignore_index=True) if frames else None
-
-
-def _fold_subjects(samples: pd.DataFrame, rows: np.ndarray) -> str:
-    return ",".join(dict.fromkeys(samples["subject"].to_numpy()[np.asarray(rows, dtype=int)]))
-
-
-# ----------------------------------------------------------------------------- EEG → fMRI
-def _eeg2fmri(config: Config, data: GroupData, models: list[str], work: Path,
-              ceilings: dict[str, dict[str, float]]) -> tuple[DirectionResult, dict]:
-    from ..training.api import default_window, fit
-    from ..training.crossval import cross_validate
-
-    gr = config.group
-    cfg = _train_config(config)
-    window = default_window(data.spec, models, window_s=gr.window,
-                            fd_threshold=gr.fd_threshold or None)
-    cv = cross_validate(data.runs, data.spec, models, regime=gr.cv, k=gr.cv_folds, window=window,
-                        train_config=cfg, out_dir=work / "cv", resume=gr.resume,
-                        seed=config.execution.random_seed)
-    names = data.region_names or []
-    rows = []
-    for rec, (name, fold) in zip(cv.table.to_dict("records"),
-                                 [(m, f.name) for m in models for f in cv.folds]):
-        ev = cv.evaluations[(name, fold)]
-        subjects = list(dict.fromkeys(ev.samples["subject"]))
-        row = {"direction": "eeg2fmri", "model": name, "fold": fold,
-               "test_subject": ",".join(subjects), "n_train": rec["n_train"], "n_test": rec["n_test"],
-               "mse": rec["model_mse"], "r": rec["model_r_temporal"],
-               "baseline_mean_mse": rec["train_mean_mse"],
-               "baseline_subject_mse": rec["subject_mean_mse"]}
-        for key in ("rmse", "r_spatial", "psnr", "ssim", "fc_similarity"):
-            if f"model_{key}" in rec:
-                row[key] = rec[f"model_{key}"]
-        keys = [f.key for f in data.files if f.subject in subjects]
-        driven = sorted({n for k in keys for n in ceilings.get(k, {})} & set(names))
-        if driven:
-            row["r_driven"] = float(np.nanmean([rec.get(f"model_r_region_{names.index(n) + 1}",
-                                                        np.nan) for n in driven]))
-            row["noise_ceiling"] = float(np.nanmean([ceilings[k][n] for k in keys
-                                                     for n in driven if n in ceilings.get(k, {})]))
-        row.update({k: v for k, v in rec.items() if k.startswith("model_r_region_")})
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    res = DirectionResult(table)
-    folds = [f.name for f in cv.folds]
-    for name in models:
-        curve = _curves(work / "cv", name, "eeg2fmri", folds)
-        if curve is not None:
-            res.curves[f"{name} (eeg2fmri)"] = curve
-    if data.spec.target == "regions":
-        true = np.concatenate([cv.evaluations[(models[0], f)].true for f in folds])
-        res.fc = {"measured": np.nan_to_num(np.corrcoef(true.T)), "labels": names,
-                  "predicted": {m: np.nan_to_num(np.corrcoef(np.concatenate(
-                      [cv.evaluations[(m, f)].pred for f in folds]).T)) for m in models}}
-    finals = {}
-    for name in models:
-        fitted = fit(data.runs, data.spec, name, window=window, train_config=cfg,
-                     out_dir=work / "final" / name, resume=gr.resume)
-        finals[name] = (fitted, int(len(index_samples(data.runs, window))),
-                        {**asdict(window), "window_seconds": window.window * data.spec.tr})
-    return res, finals
-
-
-# ----------------------------------------------------------------------------- fMRI → EEG
-def _fmri_inputs(config: Config, data: GroupData, samples: pd.DataFrame, rows: np.ndarray,
-                 window: SequenceSpec) -> tuple[list[RunArrays], DataSpec, Any]:
-    """The runs as the models read them: atlas regions as collected, or voxel components fitted
-    on the training rows' volumes only (``--fmri-input pca``)."""
+def _fold_inputs(config: Config, data: GroupData, window: Any) -> Callable | None:
+    """fMRI→EEG with ``--fmri-input pca``: voxel components fitted on each fold's training rows
+    (the volumes their BOLD windows read) only; None for inputs used as collected."""
     if data.fmri_input != "pca":
-        return data.runs, data.spec, None
+        return None
     from ..data.regions import pca_spec, project_runs
-    from ..training.fmri2eeg import fit_input_pca
+    from ..training.synth import fit_input_pca
 
-    pca = fit_input_pca(data.runs, samples, rows, window, config.group.pca_components)
-    return project_runs(data.runs, pca), pca_spec(data.spec, pca), pca
+    def inputs(samples: pd.DataFrame, rows: np.ndarray) -> tuple:
+        pca = fit_input_pca(data.runs, samples, rows, window, config.group.pca_components)
+        return project_runs(data.runs, pca), pca_spec(data.spec, pca), pca
+    return inputs
 
 
-def _fmri2eeg(config: Config, data: GroupData, models: list[str], work: Path,
-              groups: dict[str, list[str]] | None) -> tuple[DirectionResult, dict]:
-    from ..training import fmri2eeg as F
-
-    gr, seed = config.group, config.execution.random_seed
-    cfg = _train_config(config)
-    window = SequenceSpec(window=gr.window_trs, horizon=gr.horizon_trs,
-                          fd_threshold=gr.fd_threshold or None)
-    samples = index_samples(data.runs, window)
-    folds = make_folds(samples, gr.cv, spec=window, tr=data.spec.tr, k=gr.cv_folds, seed=seed)
-    rows = []
-    inputs = {f.name: _fmri_inputs(config, data, samples, np.concatenate([f.train, f.val]),
-                                   window) for f in folds}
-    for name in models:
-        for fold in folds:
-            runs, spec, pca = inputs[fold.name]
-            fitted = F.fit(runs, spec, name, window=window, samples=samples,
-                           rows=fold.train, val_rows=fold.val if len(fold.val) else None,
-                           train_config=cfg, out_dir=work / "cv" / name / fold.name,
-                           resume=gr.resume)
-            fitted.input_pca = pca
-            ev = F.evaluate(fitted, runs, samples=samples, rows=fold.test,
-                            groups={"all": list(data.spec.channels), **(groups or {})},
-                            device=config.execution.device)
-            # Targets are z-scored per subject: the training mean predicts 0; the subject-mean
-            # oracle predicts each test subject's own mean over the evaluated samples.
-            subj = ev.samples["subject"].to_numpy()
-            own = np.empty_like(ev.true)
-            for s in np.unique(subj):
-                own[subj == s] = ev.true[subj == s].mean(axis=0)
-            row = {"direction": "fmri2eeg", "model": name, "fold": fold.name,
-                   "test_subject": _fold_subjects(samples, fold.test),
-                   "n_train": len(fold.train), "n_test": len(fold.test),
-                   "mse": ev.metrics["mse"], "r": ev.metrics["r_overall"],
-                   "baseline_mean_mse": float(np.mean(ev.true ** 2)),
-                   "baseline_subject_mse": float(np.mean((ev.true - own) ** 2))}
-            # Simulated sources are named <region>_<band>: their driven cell is <band>_<group>.
-            driven = [f"r_{g.rsplit('_', 1)[-1]}_{g}" for g in (groups or {})]
-            driven = [c for c in driven if c in ev.metrics]
-            if driven:
-                row["r_driven"] = float(np.nanmean([ev.metrics[c] for c in driven]))
-                ceil = [ev.metrics.get(f"ceiling_{c[2:]}", np.nan) for c in driven]
-                if np.isfinite(ceil).any():
-                    row["noise_ceiling"] = float(np.nanmean(ceil))
-            row.update({k: v for k, v in ev.metrics.items() if k not in ("mse", "r_overall")})
-            rows.append(row)
-    res = DirectionResult(pd.DataFrame(rows))
-    for name in models:
-        curve = _curves(work / "cv", name, "fmri2eeg", [f.name for f in folds])
-        if curve is not None:
-            res.curves[f"{name} (fmri2eeg)"] = curve
+def _train_direction(config: Config, d: Direction, data: GroupData, models: list[str],
+                     work: Path, truth: Truth) -> tuple[DirectionResult, dict]:
+    """Cross-validate ``models`` of direction ``d``, then fit each on every paired run."""
+    gr, ex = config.group, config.execution
+    cfg = TrainConfig.from_config(config)
+    window = d.window_from(gr, data.spec, models)
+    inputs = _fold_inputs(config, data, window)
+    cv = cross_validate(data.runs, data.spec, models, direction=d, regime=gr.cv, k=gr.cv_folds,
+                        window=window, train_config=cfg, fold_inputs=inputs, out_dir=work / "cv",
+                        resume=gr.resume, seed=ex.random_seed, device=ex.device,
+                        **score_options(d, data, truth))
+    res = DirectionResult(fold_table(d, cv, data, truth),
+                          loss_curves(work / "cv", d, models, [f.name for f in cv.folds]))
+    if d.name == "eeg2fmri" and data.spec.target == "regions":
+        res.fc = fc_matrices(cv, data, models)
+    samples = cv.samples
+    runs, spec, pca = (inputs(samples, np.arange(len(samples))) if inputs is not None
+                       else (data.runs, data.spec, None))
     finals = {}
-    runs, spec, pca = _fmri_inputs(config, data, samples, np.arange(len(samples)), window)
     for name in models:
-        fitted = F.fit(runs, spec, name, window=window, samples=samples,
-                       train_config=cfg, out_dir=work / "final" / name, resume=gr.resume)
+        fitted = fit(runs, spec, name, direction=d, window=window, samples=samples,
+                     train_config=cfg, out_dir=work / "final" / name, resume=gr.resume)
         fitted.input_pca = pca
-        finals[name] = (fitted, int(len(samples)),
-                        {**asdict(window), "offset": window.offset,
-                         "window_seconds": window.window * data.spec.tr})
+        finals[name] = (fitted, int(len(samples)), window.describe(data.spec.tr))
     return res, finals
 
 
@@ -342,32 +167,15 @@ def _single_region(config: Config, data: GroupData, regions: list[str],
              len(regions), gr.single_region_model, regime, gr.single_region_test, workers)
     result = single_region_analysis(
         data.runs, data.spec, non_gm=NON_GM, regions=regions, model=gr.single_region_model,
-        window=SequenceSpec(window=gr.window_trs, horizon=gr.horizon_trs,
-                            fd_threshold=gr.fd_threshold or None),
-        regime=regime, k=min(gr.cv_folds, len(data.subjects)), train_config=_train_config(config),
+        window=get_direction("fmri2eeg").window_from(gr, data.spec, [gr.single_region_model]),
+        regime=regime, k=min(gr.cv_folds, len(data.subjects)),
+        train_config=TrainConfig.from_config(config),
         groups={"all": list(data.spec.channels), **(groups or {})}, test=gr.single_region_test,
         workers=workers, seed=ex.random_seed)
     return result.table
 
 
 # ----------------------------------------------------------------------------- outputs
-def _cv_summary(table: pd.DataFrame, regime: str) -> dict[str, Any]:
-    numeric = [c for c in table.columns if c not in ("direction", "model", "fold", "test_subject")
-               and not c.startswith("model_r_region_") and pd.api.types.is_numeric_dtype(table[c])]
-    summary = {}
-    for c in numeric:
-        v = table[c].to_numpy(float)
-        v = v[np.isfinite(v)]
-        summary[c] = {"Mean": float(v.mean()) if v.size else None,
-                      "SEM": float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else None}
-    return {"Regime": regime, "Folds": table["fold"].astype(str).tolist(),
-            "TestSubjects": table["test_subject"].tolist(), "Metrics": summary,
-            "BeatsBaselines": bool(summary["mse"]["Mean"] is not None and all(
-                summary["mse"]["Mean"] < summary[b]["Mean"]
-                for b in ("baseline_mean_mse", "baseline_subject_mse")
-                if summary.get(b, {}).get("Mean") is not None))}
-
-
 def _write_outputs(config: Config, direction: str, data: GroupData, res: DirectionResult,
                    finals: dict, out: Path) -> None:
     gr = config.group
@@ -383,7 +191,7 @@ def _write_outputs(config: Config, direction: str, data: GroupData, res: Directi
         card = C.model_card(
             name=name, direction=direction, fitted=fitted,
             data={**data.describe(), "NumberOfSamples": n_samples}, window=window,
-            train=asdict(_train_config(config)), cv=_cv_summary(table, gr.cv),
+            train=asdict(TrainConfig.from_config(config)), cv=cv_summary(table, gr.cv),
             config={k: v for k, v in config.to_dict()["group"].items()},
             model_file=folder / C.MODEL_FILE, entry=entry)
         C.write_model_folder(folder, fitted, labels, data.affine, card)
@@ -408,21 +216,6 @@ def _citation(config: Config, out: Path, participant: dict, models: list[str], n
         ran = (["fmri"] if has_fmri else []) + ["eeg"] + ran
     extra = {"models": {"models": models, "n_subjects": n_subjects, "simulated": simulated}}
     update_citation(out, stages_from_config(d, ran=ran, extra=extra))
-
-
-def print_summary(table: pd.DataFrame) -> str:
-    """One line per direction and model: r (all targets, and the simulator's driven ones when
-    known), the noise ceiling, MSE and the baselines' MSE (means over folds)."""
-    lines = [f"{'direction':<9} {'model':<14} {'r':>7} {'r_driven':>8} {'ceiling':>7} {'MSE':>8} "
-             f"{'train-mean':>10} {'subj-mean':>9}"]
-    for (direction, model), g in table.groupby(["direction", "model"], sort=False):
-        ceil = g["noise_ceiling"].mean() if "noise_ceiling" in g else float("nan")
-        # On simulated data r over the driven regions/cells is what the ceiling applies to.
-        driven = g["r_driven"].mean() if "r_driven" in g else float("nan")
-        lines.append(f"{direction:<9} {model:<14} {g['r'].mean():>7.3f} {driven:>8.3f} {ceil:>7.3f} "
-                     f"{g['mse'].mean():>8.4f} {g['baseline_mean_mse'].mean():>10.4f} "
-                     f"{g['baseline_subject_mse'].mean():>9.4f}")
-    return "\n".join(lines)
 
 
 def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> ExitCode:
@@ -450,18 +243,16 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     directions = ["eeg2fmri", "fmri2eeg"] if gr.direction == "both" else [gr.direction]
     models = resolve_models(gr.models, directions)
     ceilings, groups, truths = simulation_truth(ex.bids_dir, paired_runs(files))
+    truth = Truth(ceilings, groups)
     warnings = [f"{f.key}: EEG only — not used for training (apply a model to it with "
                 "--model-dir)" for f in files if not f.paired and f.spectrogram is not None]
     # Every input is checked before anything is trained or written.
-    datasets = {}
-    for direction in directions:
-        datasets[direction] = collect(files, direction, res=config.fmri.model_res,
-                                      target=gr.target, atlas=gr.atlas, regions=gr.regions,
-                                      cache_dir=work / "data",
-                                      expected_eeg=expected_eeg(truths) if direction == "fmri2eeg"
-                                      and truths else None, fmri_input=gr.fmri_input,
-                                      eeg_channels=gr.eeg_channels)
-        check_subjects(datasets[direction], gr.cv, gr.cv_folds)
+    datasets = collect_directions(files, directions, res=config.fmri.model_res, target=gr.target,
+                                  atlas=gr.atlas, regions=gr.regions, cache_dir=work / "data",
+                                  expected_eeg=expected_eeg(truths) if truths else None,
+                                  fmri_input=gr.fmri_input, eeg_channels=gr.eeg_channels)
+    for data in datasets.values():
+        check_subjects(data, gr.cv, gr.cv_folds)
     sr_regions = check_single_region(config, datasets["fmri2eeg"]) if gr.single_region else []
     if gr.eeg_features == "bands" and "eeg2fmri" in datasets:
         from ..data.bandpool import pool_runs
@@ -476,11 +267,10 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     for direction, data in datasets.items():
         log.info("group level %s: %d participant(s), %d run(s), models %s, --cv %s", direction,
                  len(data.subjects), len(data.runs), ", ".join(models[direction]), gr.cv)
-        if direction == "eeg2fmri":
-            res, finals = _eeg2fmri(config, data, models[direction], work / direction, ceilings)
-            fc = res.fc
-        else:
-            res, finals = _fmri2eeg(config, data, models[direction], work / direction, groups)
+        res, finals = _train_direction(config, get_direction(direction), data, models[direction],
+                                       work / direction, truth)
+        fc = res.fc or fc
+        if direction == "fmri2eeg":
             if gr.single_region:
                 single_region = _single_region(config, data, sr_regions, groups)
                 if is_main_process():

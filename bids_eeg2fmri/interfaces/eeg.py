@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     traits)
@@ -12,19 +13,25 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterfac
 from ..bids.derivatives import parse_entities
 
 
-def _options(d: dict):
-    """The ``[eeg]`` settings a node received as a plain dict, typed again as ``EEGConfig``."""
+def _options(d: dict, interface: type) -> SimpleNamespace:
+    """The ``[eeg]`` settings a node received as a plain dict, type-checked as ``EEGConfig``
+    fields (unset ones, which TOML cannot hold, take their default). Only the interface's
+    ``OPTIONS`` exist, so a stage reading an option its node is not given fails loudly."""
     from ..config import Config
 
     config = Config()
     config.update({"eeg": d}, source="EEG workflow inputs")
-    return config.eeg
+    return SimpleNamespace(**{k: getattr(config.eeg, k) for k in interface.OPTIONS})
+
+
+def node_options(eeg: dict, interface: type) -> dict:
+    """The ``[eeg]`` options ``interface`` reads (its ``OPTIONS``) out of ``Config.to_dict()``:
+    a node hashes only these, so changing another option does not re-run it."""
+    return {k: eeg[k] for k in interface.OPTIONS if k in eeg}
 
 
 class _CleanEEGInput(BaseInterfaceInputSpec):
     eeg_file = File(exists=True, mandatory=True, desc="raw BIDS EEG recording")
-    bids_dir = traits.Either(None, traits.Directory, default=None, usedefault=True,
-                             desc="raw dataset root")
     eeg_derivatives = traits.Either(None, traits.Str, default=None, usedefault=True,
                                     desc="folder of already-corrected EEG (--eeg-derivatives, "
                                          "absolute)")
@@ -34,7 +41,8 @@ class _CleanEEGInput(BaseInterfaceInputSpec):
     line_freq = traits.Either(None, traits.Float, default=None, usedefault=True)
     sidecar_digest = traits.Str("", usedefault=True,
                                 desc="hash of the sidecars and marker file read (cache key)")
-    options = traits.Dict(traits.Str, traits.Any, mandatory=True, desc="EEGConfig fields (Config.to_dict()[\"eeg\"])")
+    options = traits.Dict(traits.Str, traits.Any, mandatory=True,
+                          desc="the EEGConfig fields of CleanEEG.OPTIONS")
 
 
 class _CleanEEGOutput(TraitedSpec):
@@ -49,6 +57,8 @@ class CleanEEG(SimpleInterface):
 
     input_spec = _CleanEEGInput
     output_spec = _CleanEEGOutput
+    OPTIONS = ("volume_marker", "assume_eeg_bold_sync", "min_eeg_coverage", "gradient_correction",
+               "bcg_correction", "eeg_l_freq", "eeg_h_freq", "notch", "eeg_sfreq")
 
     def _run_interface(self, runtime):
         from ..eeg.io import find_derivative_eeg
@@ -61,7 +71,7 @@ class CleanEEG(SimpleInterface):
             # None: no usable export for this run; its raw EEG is corrected here (warned)
             path = find_derivative_eeg(i.eeg_file, i.eeg_derivatives) or path
             is_derivative = path != Path(i.eeg_file)
-        res = clean_eeg(path, _options(dict(i.options)), tr=i.repetition_time,
+        res = clean_eeg(path, _options(dict(i.options), CleanEEG), tr=i.repetition_time,
                         n_volumes=i.n_volumes, discarded_by_scanner=i.discarded_by_scanner,
                         line_freq=i.line_freq, is_derivative=is_derivative)
         if i.eeg_derivatives and not is_derivative:
@@ -98,6 +108,8 @@ class EEGSpectral(SimpleInterface):
 
     input_spec = _SpectralInput
     output_spec = _SpectralOutput
+    OPTIONS = ("stft_window", "stft_overlap", "stft_taper", "stft_scale", "stft_context",
+               "eeg_h_freq", "bands")
 
     def _run_interface(self, runtime):
         import mne
@@ -105,7 +117,7 @@ class EEGSpectral(SimpleInterface):
         from ..eeg.pipeline import (spectral_features, volume_onsets_from_raw,
                                     write_bandpower_tsv, write_spectrogram_h5)
 
-        opts = _options(dict(self.inputs.options))
+        opts = _options(dict(self.inputs.options), EEGSpectral)
         raw = mne.io.read_raw_fif(self.inputs.in_fif, preload=True, verbose=False)
         res = spectral_features(raw, volume_onsets_from_raw(raw), self.inputs.repetition_time, opts,
                                 first_volume=self.inputs.first_volume,

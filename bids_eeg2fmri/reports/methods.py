@@ -206,7 +206,7 @@ def models_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
 
     Keys read: ``models`` (list of registry names), ``direction`` (``eeg2fmri``, ``fmri2eeg``,
     ``both``), ``cv`` (``loso``, ``kfold``, ``blocked``, ``split``), ``cv_folds`` (int),
-    ``target`` (``regions`` or ``voxels``), ``atlas``, ``window`` (s), ``epochs``,
+    ``target`` (``regions`` or ``voxels``), ``atlas``, ``window_s``, ``epochs``,
     ``n_subjects`` (int, optional), ``device`` (optional), ``finetune`` (bool).
     """
     names = list(options.get("models") or [])
@@ -233,7 +233,7 @@ def models_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
         f"{tgt_txt}; inputs were "
         + ("the mean log power of each EEG band per channel and TR"
            if options.get("eeg_features") == "bands" else "per-TR EEG spectrograms")
-        + f" over a {float(options.get('window', 20)):g} s window"
+        + f" over a {float(options.get('window_s', 20)):g} s window"
         + ("; fMRI→EEG inputs were the leading "
            f"{int(options.get('pca_components', 20))} principal components of the voxel time "
            "series, fitted on the training data of each fold"
@@ -288,7 +288,7 @@ def write_citation(out_dir: str | os.PathLike, stages: Mapping[str, Mapping[str,
         ``None`` did not run. Names: ``fmri`` (``Config.to_dict()["fmri"]`` plus
         ``dummy_scans``), ``eeg`` (``Config.to_dict()["eeg"]``), ``models`` (see
         :func:`models_paragraph`: ``models``, ``direction``, ``cv``, ``cv_folds``, ``target``,
-        ``atlas``, ``window``, ``epochs``, ``n_subjects``, ``device``, ``finetune``,
+        ``atlas``, ``window_s``, ``epochs``, ``n_subjects``, ``device``, ``finetune``,
         ``simulated``).
 
     Returns

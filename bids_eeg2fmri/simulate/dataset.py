@@ -21,7 +21,7 @@ import nibabel as nib
 import numpy as np
 
 from .._version import __version__
-from ..bids.derivatives import BIDS_VERSION, CODE_URL, atomic_path, atomic_write_text, write_json
+from ..bids.derivatives import BIDS_VERSION, CODE_URL, atomic_write_text, write_json
 from ..errors import ExitCode, UsageError, UserError
 from ..resources.templates import TEMPLATE_SPACE, template_grid
 from . import eeg as eegsim
@@ -31,6 +31,7 @@ from .brainvision import write_brainvision
 from .params import BANDS, SimulationParams, marker_type_and_description
 from .sources import SOURCE_SFREQ, Sources, simulate_sources, source_grid
 from .truth import TRUTH_DIR
+from .writers import save_nifti, save_npy, write_tsv
 
 __all__ = ["TRUTH_DIR", "RunRecord", "SimulationResult", "simulate_dataset"]
 
@@ -88,38 +89,6 @@ def _prefix(sub: str, ses: str | None, task: str, run: int) -> str:
 
 def _folder(root: Path, sub: str, ses: str | None) -> Path:
     return root / f"sub-{sub}" / (f"ses-{ses}" if ses else "")
-
-
-def save_nifti(img: nib.Nifti1Image, dest: Path) -> Path:
-    """Save a NIfTI atomically; nibabel's gzip writer stores mtime 0 and no file name."""
-    with atomic_path(dest) as tmp:
-        nib.save(img, tmp)
-    return dest
-
-
-def save_npy(arr: np.ndarray, dest: Path) -> Path:
-    """Save one array as ``.npy`` atomically."""
-    with atomic_path(dest) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, arr, allow_pickle=False)
-    return dest
-
-
-def write_tsv(dest: Path, columns: dict[str, Any]) -> Path:
-    """Write a TSV from equal-length columns; floats with 10 significant digits, NaN as n/a."""
-    names = list(columns)
-    cols = [np.asarray(columns[n]) for n in names]
-    rows = ["\t".join(names)]
-    for i in range(len(cols[0]) if cols else 0):
-        rows.append("\t".join(_cell(c[i]) for c in cols))
-    return atomic_write_text(dest, "\n".join(rows) + "\n")
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, (float, np.floating)):
-        return "n/a" if not np.isfinite(value) else f"{float(value):.10g}"
-    if isinstance(value, (np.integer,)):
-        return str(int(value))
-    return str(value)
 
 
 def _seed(params: SimulationParams, *key: int) -> np.random.SeedSequence:

@@ -145,30 +145,6 @@ def all_reduce_sum(values: Mapping[str, float]) -> dict[str, float]:
     return dict(zip(keys, t.cpu().tolist()))
 
 
-def average_metrics(values: Mapping[str, float], count: float = 1.0) -> dict[str, float]:
-    """Mean of per-process metrics over all processes, weighted by ``count``.
-
-    Each process passes its own mean ``values`` over ``count`` samples; the result is the mean over
-    all samples of all processes (the same on every process), so decisions taken from it, such as
-    early stopping, agree everywhere.
-
-    Parameters
-    ----------
-    values
-        Name → this process's mean.
-    count
-        Samples behind this process's means (0 when it had none).
-
-    Returns
-    -------
-    dict
-        Name → sample-weighted mean over processes (NaN when no process had samples).
-    """
-    sums = all_reduce_sum({"__count__": count, **{k: float(v) * count for k, v in values.items()}})
-    n = sums.pop("__count__")
-    return {k: (v / n if n else float("nan")) for k, v in sums.items()}
-
-
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     """Rank ``src``'s ``obj`` on every process (picklable); a single process gets ``obj`` back."""
     if not _active():

@@ -28,8 +28,10 @@ from ..data.splits import make_folds
 from ..data.windows import DataSpec, RunArrays, SequenceSpec, index_samples
 from ..errors import UsageError
 from ..models import registry
-from .fmri2eeg import DIRECTION, evaluate, fit
-from .trainer import TrainConfig
+from .core import Evaluation, evaluate, fit
+from .direction import Direction, get_direction
+from .model import FittedModel
+from .options import TrainConfig
 
 STAGES = ("base", "finetuned")
 
@@ -96,8 +98,8 @@ def windows_overlap(samples: pd.DataFrame, rows_a: np.ndarray, rows_b: np.ndarra
             continue
         va = spec.window_start(ga["volume"].to_numpy())
         vb = spec.window_start(gb["volume"].to_numpy())
-        # Windows [s, s + window - 1] overlap when their starts are less than a window apart.
-        if (np.abs(va[:, None] - vb[None, :]) < spec.window).any():
+        # Windows [s, s + span - 1] overlap when their starts are less than a span apart.
+        if (np.abs(va[:, None] - vb[None, :]) < spec.span()).any():
             return True
     return False
 
@@ -118,8 +120,50 @@ class FinetuneResult:
         return wide
 
 
+def finetune_settings(cfg: TrainConfig, model: str, direction: str | Direction) -> TrainConfig:
+    """Fine-tuning settings derived from the base model's: a third of the learning rate (the
+    model's registered one unless set) and of the epochs (at least 5), no early stopping."""
+    lr = cfg.lr or registry.entry(model, get_direction(direction).name).lr
+    return replace(cfg, lr=lr / 3.0, epochs=max(5, cfg.epochs // 3), patience=0)
+
+
+def finetune_subject(base: FittedModel, runs: Sequence[RunArrays], samples: pd.DataFrame,
+                     rows: np.ndarray, config: TrainConfig, *, fraction: float = 0.5,
+                     buffer: int | None = None, device: str = "auto", **score_options: Any
+                     ) -> tuple[FittedModel, np.ndarray, np.ndarray, dict[str, Evaluation]]:
+    """Fine-tune ``base`` on one subject's first block and score both models on its test block.
+
+    Parameters
+    ----------
+    rows
+        The subject's rows of ``samples``.
+    config
+        Fine-tuning settings (see :func:`finetune_settings`).
+
+    Returns
+    -------
+    tuned, finetune_rows, test_rows, evaluations
+        ``evaluations`` maps ``base`` and ``finetuned`` to their scores on the test rows, both in
+        the units of the subject's calibration block.
+    """
+    ft_rows, te_rows = finetune_split(samples, rows, base.window, base.data_spec.tr,
+                                      fraction=fraction, buffer=buffer)
+    if windows_overlap(samples, ft_rows, te_rows, base.window):
+        raise RuntimeError(f"sub-{samples['subject'].iloc[rows[0]]}: fine-tuning and test "
+                           "windows overlap")
+    calibrated = base.calibrated(runs, samples, ft_rows)
+    tuned = fit(runs, base.data_spec, base.name, direction=base.direction, window=base.window,
+                samples=samples, rows=ft_rows, val_rows=np.empty(0, dtype=int),
+                train_config=config, init=base)
+    scores = {stage: evaluate(model, runs, samples=samples, rows=te_rows, device=device,
+                              **score_options)
+              for stage, model in zip(STAGES, (calibrated, tuned))}
+    return tuned, ft_rows, te_rows, scores
+
+
 def finetune_protocol(runs: Sequence[RunArrays], spec: DataSpec,
                       models: Sequence[str] = ("rnn-seq2seq",), *,
+                      direction: str | Direction = "fmri2eeg",
                       window: SequenceSpec | None = None, k: int = 5, fraction: float = 0.5,
                       buffer: int | None = None, train_config: TrainConfig | None = None,
                       finetune_config: TrainConfig | None = None,
@@ -132,7 +176,7 @@ def finetune_protocol(runs: Sequence[RunArrays], spec: DataSpec,
     Parameters
     ----------
     models
-        Registered fMRI→EEG models.
+        Registered models of ``direction``.
     k
         Folds over subjects for the base models.
     fraction, buffer
@@ -141,8 +185,7 @@ def finetune_protocol(runs: Sequence[RunArrays], spec: DataSpec,
         Base-model training; the base models train on all samples of their training subjects for
         the configured epochs (no early-stopping block is carved out of them).
     finetune_config
-        Fine-tuning; default ``train_config`` with a third of the model's learning rate and a
-        third of its epochs (at least 5).
+        Fine-tuning; default :func:`finetune_settings` of ``train_config``.
     out_dir
         ``finetune_metrics.tsv``.
 
@@ -151,33 +194,27 @@ def finetune_protocol(runs: Sequence[RunArrays], spec: DataSpec,
     FinetuneResult
         Per subject ``base`` and ``finetuned`` scores on the same test block.
     """
-    window = window or SequenceSpec()
+    d = get_direction(direction)
+    window = window or d.default_window(spec, models)
     cfg = train_config or TrainConfig()
     samples = index_samples(runs, window)
     folds = make_folds(samples, "kfold", spec=window, tr=spec.tr, k=k, seed=seed)
     records, splits = [], {}
     empty = np.empty(0, dtype=int)
     for name in models:
-        ft_cfg = finetune_config or replace(
-            cfg, lr=(cfg.lr or registry.entry(name, DIRECTION).lr) / 3.0,
-            epochs=max(5, cfg.epochs // 3), patience=0)
+        ft_cfg = finetune_config or finetune_settings(cfg, name, d)
         for fold in folds:
-            base = fit(runs, spec, name, window=window, samples=samples, rows=fold.train,
-                       val_rows=empty, hparams=(hparams or {}).get(name), train_config=cfg)
+            base = fit(runs, spec, name, direction=d, window=window, samples=samples,
+                       rows=fold.train, val_rows=empty, hparams=(hparams or {}).get(name),
+                       train_config=cfg)
             sub = samples["subject"].to_numpy()
             for subject in dict.fromkeys(sub[fold.test]):
                 rows = fold.test[sub[fold.test] == subject]
-                ft_rows, te_rows = finetune_split(samples, rows, window, spec.tr,
-                                                  fraction=fraction, buffer=buffer)
-                if windows_overlap(samples, ft_rows, te_rows, window):
-                    raise RuntimeError(f"sub-{subject}: fine-tuning and test windows overlap")
+                _, ft_rows, te_rows, scores = finetune_subject(
+                    base, runs, samples, rows, ft_cfg, fraction=fraction, buffer=buffer,
+                    bands=bands, groups=groups)
                 splits[subject] = (ft_rows, te_rows)
-                calibrated = base.calibrated(runs, samples, ft_rows)
-                tuned = fit(runs, spec, name, window=window, samples=samples, rows=ft_rows,
-                            val_rows=empty, train_config=ft_cfg, init=base)
-                for stage, model in (("base", calibrated), ("finetuned", tuned)):
-                    ev = evaluate(model, runs, samples=samples, rows=te_rows, bands=bands,
-                                  groups=groups)
+                for stage, ev in scores.items():
                     records.append({"model": name, "fold": fold.name, "subject": subject,
                                     "stage": stage, "n_finetune": len(ft_rows),
                                     "n_test": len(te_rows), **ev.metrics})
@@ -186,3 +223,4 @@ def finetune_protocol(runs: Sequence[RunArrays], spec: DataSpec,
         atomic_write_text(Path(out_dir) / "finetune_metrics.tsv",
                           table.to_csv(sep="\t", index=False, na_rep="n/a"))
     return FinetuneResult(table, splits, samples)
+

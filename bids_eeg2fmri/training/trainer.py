@@ -43,61 +43,11 @@ from ..errors import DataError, UsageError
 from ..modelfiles import (LEGACY_FILE, checkpoint_error, checkpoint_safe_globals, read_model_file,
                           write_model_file)
 from . import distributed as D
+from .options import TrainConfig
 
 LOG = logging.getLogger(__name__)
 
 LOSS_COLUMNS = ("epoch", "train_loss", "val_loss", "lr", "seconds")
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings (the CLI's ``--epochs``, ``--batch-size``, ``--lr``, ...).
-
-    Attributes
-    ----------
-    epochs
-        Maximum number of epochs.
-    batch_size
-        Samples per optimisation step and process: under torchrun with ``N`` processes a step
-        averages the gradients of ``N × batch_size`` samples (the learning rate is not rescaled).
-    lr
-        AdamW learning rate; None takes the model's registered default (the paper's).
-    weight_decay
-        AdamW decoupled weight decay.
-    patience
-        Epochs without validation improvement before stopping; 0 disables early stopping.
-    grad_clip
-        Maximum gradient L2 norm; 0 disables clipping.
-    device
-        ``auto``, ``cpu`` or ``cuda``.
-    amp
-        Autocast on CUDA (bf16 when supported, else fp16); ignored on CPU.
-    seed
-        Seeds weights, dropout and batch order.
-    num_workers
-        DataLoader worker processes (0 reads in the main process).
-    progress
-        Show a progress bar; None shows it only on a terminal.
-    """
-
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float | None = None
-    weight_decay: float = 1e-2
-    patience: int = 10
-    grad_clip: float = 1.0
-    device: str = "auto"
-    amp: bool = True
-    seed: int = 0
-    num_workers: int = 0
-    progress: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise UsageError(f"epochs and batch size must be >= 1, got {self.epochs}, "
-                             f"{self.batch_size}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise UsageError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
 
 @dataclass
@@ -486,6 +436,17 @@ def load_fitted_model(path: str | os.PathLike, fmt: Any, what: str,
     return state, net
 
 
+def read_saved_state(path: str | os.PathLike) -> dict[str, Any]:
+    """The raw saved state of a fitted model (``model.safetensors``) or a training checkpoint.
+
+    Training checkpoints (``*.pt``) load weights-only; a fitted model must be safetensors (an old
+    ``model.pt`` is refused in one line by :func:`~bids_eeg2fmri.modelfiles.read_model_file`).
+    """
+    if Path(path).suffix == ".pt" and Path(path).name != LEGACY_FILE:
+        return load_checkpoint(path)
+    return read_model_file(path)
+
+
 def load_fitted_state(path: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
     """The saved state of a fitted model, from a ``model.safetensors`` or a training checkpoint.
 
@@ -506,9 +467,7 @@ def load_fitted_state(path: str | os.PathLike, fmt: str, what: str) -> dict[str,
     DataError
         When the file is unreadable or of another format.
     """
-    # Training checkpoints (``*.pt``) load weights-only; a fitted model must be safetensors.
-    state = (load_checkpoint(path) if Path(path).suffix == ".pt" and Path(path).name != LEGACY_FILE
-             else read_model_file(path))
+    state = read_saved_state(path)
     if "fitted" in state:
         state = {**state["fitted"], "model_state": state["best_state"] or state["model"]}
     if state.get("format") != fmt:

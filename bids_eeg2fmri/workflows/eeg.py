@@ -10,7 +10,7 @@ from nipype.pipeline import engine as pe
 
 from ..errors import UsageError
 from ..interfaces.derivatives import SaveDerivative
-from ..interfaces.eeg import CleanEEG, EEGSidecar, EEGSpectral
+from ..interfaces.eeg import CleanEEG, EEGSidecar, EEGSpectral, node_options
 
 
 def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
@@ -50,7 +50,8 @@ def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
     UsageError
         Without an output directory.
     """
-    # Plain values (paths as strings) so nipype can hash the node inputs for caching.
+    # Plain values (paths as strings) so nipype can hash the node inputs for caching; each node
+    # gets only the options it reads, so changing an STFT option re-runs only the spectral node.
     options = config.to_dict()["eeg"]
     out_dir = config.execution.output_dir
     if out_dir is None:
@@ -66,15 +67,15 @@ def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
         fields=["preproc_eeg", "spectrogram", "bandpower", "clean_report"]), name="outputnode")
 
     clean = pe.Node(CleanEEG(
-        options=options, repetition_time=None if tr is None else float(tr),
+        options=node_options(options, CleanEEG), repetition_time=None if tr is None else float(tr),
         n_volumes=None if n_vol is None else int(n_vol),
         discarded_by_scanner=int(metadata.get("NumberOfVolumesDiscardedByScanner") or 0),
         line_freq=float(line) if isinstance(line, (int, float)) and line > 0 else None,
         sidecar_digest=str(metadata.get("SidecarDigest", "")),
-        eeg_derivatives=None if derivs is None else str(derivs),
-        bids_dir=None if config.execution.bids_dir is None else str(config.execution.bids_dir)),
+        eeg_derivatives=None if derivs is None else str(derivs)),
         name="clean_eeg")
-    spectral = pe.Node(EEGSpectral(options=options, n_volumes=None if n_vol is None else int(n_vol)),
+    spectral = pe.Node(EEGSpectral(options=node_options(options, EEGSpectral),
+                                   n_volumes=None if n_vol is None else int(n_vol)),
                        name="eeg_spectral")
     meta_fif = pe.Node(EEGSidecar(), name="meta_preproc")
     meta_h5 = pe.Node(EEGSidecar(keep=["Sources", "VolumeOnsetSource", "VolumeMarker",
