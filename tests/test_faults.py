@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from faultdata import plant_nan_voxel, session_processes
 
-from bids_eeg2fmri.cli import faults
+from bids_eeg2fmri import crashfiles
 from bids_eeg2fmri.cli.run import main as app_main
 from bids_eeg2fmri.errors import ExitCode, from_oserror
 from bids_eeg2fmri.interfaces import derivatives as save_module
@@ -135,8 +135,8 @@ def test_errno_mapping():
     assert from_oserror(OSError(errno.EIO, "Input/output error", "/x")).code == ExitCode.IO
     h5 = ("OSError: Unable to create file (unable to open file: name = '/o/sub-01/eeg/x.h5', "
           "errno = 28, error message = 'No space left on device', flags = 13)")
-    assert faults.classify_crash(h5) == (ExitCode.IO, "/o/sub-01/eeg: no space left on device")
-    assert faults.classify_crash("ValueError: [Errno 2] No such file") is None
+    assert crashfiles.classify_crash(h5) == (ExitCode.IO, "/o/sub-01/eeg: no space left on device")
+    assert crashfiles.classify_crash("ValueError: [Errno 2] No such file") is None
 
 
 def _mount(*args: str) -> bool:

@@ -1,8 +1,7 @@
 """Failures that are not the input's fault: full disks, unwritable folders, signals, lost parents.
 
-- :func:`classify_crash` maps the text of a nipype crash file, where the error of a pipeline
-  step arrives as a formatted traceback, to the exit code of its cause (no space → 74, no
-  permission or a read-only file system → 73; see :func:`bids_eeg2fmri.errors.describe_errno`).
+- The exit code of a crashed step's cause is read from its crash file by
+  :mod:`bids_eeg2fmri.crashfiles` (no space → 74, no permission or a read-only file system → 73).
 - :func:`handle_signals` turns SIGINT/SIGTERM into :class:`Interrupted` in the main process;
   :func:`stop_workers` then ends every process the run started.
 - :func:`guarded_multiproc` is nipype's MultiProc whose workers ignore SIGINT (the main process
@@ -13,9 +12,7 @@
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
-import re
 import signal
 import threading
 import time
@@ -23,34 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import NO_PERMISSION, NO_SPACE, ExitCode, describe_errno
-
 _PR_SET_PDEATHSIG = 1
 # How often a worker checks that the main process is still there.
 WATCHDOG_S = 0.5
-
-
-# "[Errno 28] No space left on device: '/x'" or "...: 'src' -> 'dst'" (Python; the destination
-# is the one that matters), "errno = 28, error message = '...'" (HDF5).
-_ERRNO = re.compile(r"\[Errno (\d+)\] ([^:'\n]+)(?::\s*'([^'\n]+)'(?:\s*->\s*'([^'\n]+)')?)?"
-                    r"|(?:name = '([^'\n]+)', )?errno = (\d+), error message = '([^'\n]+)'")
-
-
-def classify_crash(text: str) -> tuple[ExitCode, str] | None:
-    """Exit code and line when a crash file's error is a full disk or a permission problem.
-
-    The last operating-system error in the text wins (the traceback's own cause comes last).
-    Returns None for any other error.
-    """
-    found = None
-    for m in _ERRNO.finditer(text):
-        number = int(m.group(1) or m.group(6))
-        if number in NO_SPACE or number in NO_PERMISSION:
-            found = describe_errno(number, m.group(4) or m.group(3) or m.group(5),
-                                   m.group(2) or m.group(7))
-    if found is None and "No space left on device" in text:
-        found = describe_errno(errno.ENOSPC, None, "No space left on device")
-    return None if found is None else (found.code, found.oneline())
 
 
 # ----------------------------------------------------------------------------- signals

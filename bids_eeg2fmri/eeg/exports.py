@@ -17,9 +17,10 @@ from pathlib import Path
 import mne
 
 from ..errors import DataError
+from .sidecars import ECG_NAME
 
 _TYPE_BY_NAME = (
-    (re.compile(r"^(ecg|ekg)\d*$", re.I), "ecg"),
+    (ECG_NAME, "ecg"),  # one definition of an ECG lead's name, shared with the BIDS reader
     (re.compile(r"^(v|h)?eog\w*$", re.I), "eog"),
     (re.compile(r"^emg\w*$", re.I), "emg"),
 )

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..crashfiles import read_crash_files
 from .._version import __version__
 from ..bids.derivatives import atomic_write_text, build_path
 from .discovery import (find_run_files, orphan_sidecar, raw_file, read_sidecar, source_dataset,
@@ -397,10 +398,6 @@ def _crash_messages(out: Path, label: str) -> list[str]:
     """One line per nipype crash file in ``OUT/logs/crash`` that belongs to this participant."""
     crash_dir = out / "logs" / "crash"
     if not crash_dir.is_dir():
-        return []
-    try:
-        from ..cli.execute import read_crash_files
-    except ImportError:  # the CLI is optional for report regeneration
         return []
     tag = f"sub_{label}_"
     return [f.oneline() for f in read_crash_files(crash_dir) if tag in f.node or
