@@ -26,6 +26,7 @@ import mne
 import numpy as np
 
 from ..errors import DataError
+from .triggers import annotation_table, find_volume_onsets
 
 log = logging.getLogger("bids_eeg2fmri.eeg")
 
@@ -133,12 +134,6 @@ def volume_at(time: float, raw_volume_times: np.ndarray, raw_first_volume: int, 
     return raw_first_volume + k
 
 
-def _annotations(raw: mne.io.BaseRaw) -> tuple[np.ndarray, np.ndarray]:
-    ann = raw.annotations
-    onsets = np.asarray(ann.onset, float) - raw.first_time if len(ann) else np.array([])
-    return np.array([str(d) for d in ann.description], dtype=object), onsets
-
-
 def raw_locator(export: mne.io.BaseRaw, reference: str | os.PathLike, *, tr: float,
                 n_volumes: int, discarded_by_scanner: int = 0
                 ) -> Callable[[float], tuple[int, dict[str, Any]]]:
@@ -163,8 +158,6 @@ def raw_locator(export: mne.io.BaseRaw, reference: str | os.PathLike, *, tr: flo
         returns the BOLD volume of that marker and the ``EEGPlacement`` record. Raises
         :class:`DataError` (without a path) saying why the alignment failed.
     """
-    from .triggers import find_volume_onsets  # triggers imports this module
-
     reference = Path(reference)
 
     def locate(t: float) -> tuple[int, dict[str, Any]]:
@@ -176,8 +169,8 @@ def raw_locator(export: mne.io.BaseRaw, reference: str | os.PathLike, *, tr: flo
             raise DataError(f"the raw recording {reference} is not readable "
                             f"({type(exc).__name__}): fetch the raw EEG of the run") from exc
         tol = TOLERANCE_SAMPLES / min(export.info["sfreq"], raw.info["sfreq"])
-        ex_desc, ex_on = _annotations(export)
-        rw_desc, rw_on = _annotations(raw)
+        ex_desc, ex_on = annotation_table(export)
+        rw_desc, rw_on = annotation_table(raw)
         found = align_markers(ex_desc, ex_on, rw_desc, rw_on, tolerance=tol)
         vols = find_volume_onsets(rw_desc, rw_on, sfreq=raw.info["sfreq"], n_times=raw.n_times,
                                   tr=tr, n_volumes=n_volumes,

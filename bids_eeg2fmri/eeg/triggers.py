@@ -413,9 +413,16 @@ def partial_first_volume(samples: np.ndarray, n_times: int, *, samples_per_tr: f
                     "belong to is unknown", path)
 
 
-def find_volume_onsets_raw(raw, **kwargs) -> VolumeOnsets:
-    """:func:`find_volume_onsets` on an :class:`mne.io.Raw` (annotations made relative to its start)."""
+def annotation_table(raw) -> tuple[np.ndarray, np.ndarray]:
+    """Descriptions and onsets (seconds from the first sample) of an :class:`mne.io.Raw`'s
+    annotations."""
     ann = raw.annotations
     onsets = np.asarray(ann.onset, float) - raw.first_time if len(ann) else np.array([])
-    return find_volume_onsets(np.array([str(d) for d in ann.description], dtype=object), onsets,
-                              sfreq=raw.info["sfreq"], n_times=raw.n_times, **kwargs)
+    return np.array([str(d) for d in ann.description], dtype=object), onsets
+
+
+def find_volume_onsets_raw(raw, **kwargs) -> VolumeOnsets:
+    """:func:`find_volume_onsets` on an :class:`mne.io.Raw` (annotations made relative to its start)."""
+    descriptions, onsets = annotation_table(raw)
+    return find_volume_onsets(descriptions, onsets, sfreq=raw.info["sfreq"], n_times=raw.n_times,
+                              **kwargs)
