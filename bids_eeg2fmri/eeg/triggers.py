@@ -365,12 +365,11 @@ def _place_partial(samples: np.ndarray, n_times: int, *, sfreq: float, tr: float
         first = partial_first_volume(samples, n_times, samples_per_tr=tr * sfreq,
                                      n_volumes=n_volumes, marker=marker, path=path)
     except DataError as exc:
-        if failed is None and locate is None:
+        if locate is None:
             raise
         raise DataError(f"{exc.message}; aligning it to the raw recording failed: {failed}",
                         path) from exc
     return first, {"Method": "the recording's start or end lies inside the BOLD run"}
-
 
 
 def partial_first_volume(samples: np.ndarray, n_times: int, *, samples_per_tr: float,
