@@ -130,3 +130,15 @@ def test_find_volume_onsets_says_how_to_resolve_a_failed_alignment():
                                       n_volumes=N_VOL, locate=unreadable)
     assert got.first_volume == 2
     assert "start or end" in got.placement["Method"]
+
+
+def test_raw_locator_names_an_unfetched_raw_recording(tmp_path):
+    import mne
+
+    export = mne.io.RawArray(np.zeros((1, 2000)), mne.create_info(["Cz"], 200.0, "eeg"),
+                             verbose=False)
+    broken = tmp_path / "sub-01_task-x_eeg.vhdr"
+    broken.symlink_to(tmp_path / ".git" / "annex" / "objects" / "missing")  # DataLad, not got
+    locate = segments.raw_locator(export, broken, tr=TR, n_volumes=N_VOL)
+    with pytest.raises(DataError, match="not readable.*fetch the raw EEG of the run"):
+        locate(0.5)
