@@ -24,7 +24,7 @@ def _raw_markers(discarded: int = 0):
 
 
 def _export(raw_desc, raw_on, start: float, stop: float, jitter: float = 0.0, seed: int = 0):
-    """What Analyzer keeps of the raw's markers in [start, stop), on a 200 Hz clock, plus its own."""
+    """What Analyzer keeps of the raw's markers in [start, stop) at 200 Hz, plus its own."""
     rng = np.random.default_rng(seed)
     inside = (raw_on >= start) & (raw_on < stop) & ~np.char.startswith(
         raw_desc.astype(str), "New Segment")
