@@ -212,6 +212,15 @@ def test_ds002338_analyzer_exports_through_participant_and_group(tmp_path):
     spec = json.loads((eeg["xp201"] / "sub-xp201_task-MIpre_desc-stft_spectrogram.json")
                       .read_text())
     assert min(spec["VolumeIndices"]) >= 2
+    # its last marker is less than one TR before its end too (both ends inside the run): placed
+    # by aligning its markers to the raw recording's, which starts `lead` s before volume 0
+    place = m201["EEGPlacement"]
+    assert place["Method"].startswith("aligned") and "sub-xp201_task-MIpre_eeg" in \
+        place["RawRecording"]
+    lead = ds002338.SIZES["small"].lead
+    assert place["ShiftSeconds"] == pytest.approx(lead + ds002338.FIRST_BLOCK, abs=0.01)
+    assert m201["EEGCoverage"]["CoveredRange"] == [2, ds002338.SIZES["small"].volumes - 1]
+    assert spec["EEGPlacement"] == place
     # xp202 has no export for MIpre: raw EEG with our own correction, and a warning naming it
     m202 = json.loads((eeg["xp202"] / "sub-xp202_task-MIpre_desc-preproc_eeg.json").read_text())
     assert m202["EEGIsDerivative"] is False

@@ -19,7 +19,7 @@ import h5py
 import mne
 import numpy as np
 
-from . import artifacts, filtering, spectral, triggers
+from . import artifacts, filtering, segments, spectral, triggers
 from . import coverage as coverage_mod
 from ..config import EEGConfig
 from .io import read_eeg
@@ -40,7 +40,8 @@ class CleanResult:
 
 def clean_eeg(path: str | os.PathLike, options: EEGConfig, *, tr: float | None,
               n_volumes: int | None, discarded_by_scanner: int = 0,
-              line_freq: float | None = None, is_derivative: bool = False) -> CleanResult:
+              line_freq: float | None = None, is_derivative: bool = False,
+              reference: str | os.PathLike | None = None) -> CleanResult:
     """Run the cleaning stages on one recording.
 
     Parameters
@@ -57,6 +58,10 @@ def clean_eeg(path: str | os.PathLike, options: EEGConfig, *, tr: float | None,
         ``PowerLineFrequency`` from the EEG sidecar (Hz); ``None`` disables the notch.
     is_derivative
         The EEG comes from ``--eeg-derivatives``: ``auto`` artifact steps are then off.
+    reference
+        The run's raw recording, when ``path`` is an export of it: an export holding fewer volume
+        markers than the run has volumes is placed by aligning its markers to the raw's
+        (:mod:`~bids_eeg2fmri.eeg.segments`).
 
     Returns
     -------
@@ -68,10 +73,14 @@ def clean_eeg(path: str | os.PathLike, options: EEGConfig, *, tr: float | None,
     filtering.check_sampling_rate(sfreq_in, options.eeg_h_freq, path)
     if line_freq is None:
         line_freq = raw.info.get("line_freq")
+    locate = None
+    if reference is not None and tr is not None and n_volumes is not None:
+        locate = segments.raw_locator(raw, reference, tr=tr, n_volumes=n_volumes,
+                                      discarded_by_scanner=discarded_by_scanner)
     onsets = triggers.find_volume_onsets_raw(
         raw, tr=tr, n_volumes=n_volumes, marker=options.volume_marker,
         assume_sync=options.assume_eeg_bold_sync, discarded_by_scanner=discarded_by_scanner,
-        path=path)
+        locate=locate, path=path)
     tr_used = float(tr) if tr is not None else onsets.spacing / sfreq_in
     samples, first, coverage = coverage_mod.covered_volumes(
         onsets.samples, onsets.first_volume, n_times=raw.n_times, sfreq=sfreq_in, tr=tr_used,
@@ -86,6 +95,7 @@ def clean_eeg(path: str | os.PathLike, options: EEGConfig, *, tr: float | None,
         "VolumeOnsetSamples": samples.tolist(),
         "RepetitionTime": tr_used,
         "EEGCoverage": coverage,
+        "EEGPlacement": onsets.placement,
     }
 
     grad_mode = options.gradient_correction

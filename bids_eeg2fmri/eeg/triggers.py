@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +67,7 @@ class VolumeOnsets:
     marker: str | None = None
     repairs: list[str] = field(default_factory=list)
     first_volume: int = 0
+    placement: dict[str, Any] = field(default_factory=dict)
 
     @property
     def times(self) -> np.ndarray:
@@ -247,6 +250,7 @@ def find_volume_onsets(descriptions: np.ndarray, onsets: np.ndarray, *, sfreq: f
                        n_times: int, tr: float | None, n_volumes: int | None,
                        marker: str = "auto", assume_sync: float | None = None,
                        discarded_by_scanner: int = 0,
+                       locate: Callable[[float], tuple[int, dict[str, Any]]] | None = None,
                        path: str | os.PathLike | None = None) -> VolumeOnsets:
     """Find, repair and check the onsets of the BOLD volumes in an EEG recording.
 
@@ -266,6 +270,11 @@ def find_volume_onsets(descriptions: np.ndarray, onsets: np.ndarray, *, sfreq: f
         EEG sample and volumes follow every TR.
     discarded_by_scanner
         ``NumberOfVolumesDiscardedByScanner``: leading triggers of volumes not in the BOLD file.
+    locate
+        When the recording holds fewer markers than volumes: maps the onset (seconds) of its
+        first marker to that marker's BOLD volume and an ``EEGPlacement`` record, or raises
+        :class:`DataError` (see :func:`~bids_eeg2fmri.eeg.segments.raw_locator`). Tried before
+        the recording's ends are looked at.
     path
         The EEG file, named in errors and log lines.
 
@@ -304,7 +313,8 @@ def find_volume_onsets(descriptions: np.ndarray, onsets: np.ndarray, *, sfreq: f
                     path or "EEG", assume_sync)
         return VolumeOnsets(samples[inside], sfreq, "assumed-sync", None,
                             [f"no volume markers: assumed volume 0 at {assume_sync:g} s"],
-                            first_volume=int(inside[0]))
+                            first_volume=int(inside[0]),
+                            placement={"Method": "assumed (--assume-eeg-bold-sync)"})
 
     times = candidates[chosen]
     raw_samples = np.round(times * sfreq).astype(np.int64)
@@ -313,6 +323,7 @@ def find_volume_onsets(descriptions: np.ndarray, onsets: np.ndarray, *, sfreq: f
         tr = spacing_s
     samples, repairs = repair_markers(raw_samples, sfreq, tr, path=path)
     first = 0
+    placement: dict[str, Any] = {"Method": "markers of every volume"}
     if n_volumes is not None and samples.size != n_volumes:
         extra = samples.size - n_volumes
         if extra > 0 and extra == discarded_by_scanner:
@@ -324,12 +335,41 @@ def find_volume_onsets(descriptions: np.ndarray, onsets: np.ndarray, *, sfreq: f
             raise DataError(f"found {samples.size} volume markers {chosen!r} (after repair) but "
                             f"the BOLD run has {n_volumes} volumes", path)
         else:
-            first = partial_first_volume(samples, n_times, samples_per_tr=tr * sfreq,
-                                         n_volumes=n_volumes, marker=chosen, path=path)
+            first, placement = _place_partial(samples, n_times, sfreq=sfreq, tr=tr,
+                                              n_volumes=n_volumes, marker=chosen,
+                                              locate=locate, path=path)
             repairs.append(f"the EEG holds the markers of volumes {first}-"
                            f"{first + samples.size - 1} of {n_volumes}")
-            log.warning("%s: %s", path or "EEG", repairs[-1])
-    return VolumeOnsets(samples, sfreq, "markers", chosen, repairs, first_volume=first)
+            log.warning("%s: %s (%s)", path or "EEG", repairs[-1], placement["Method"])
+    return VolumeOnsets(samples, sfreq, "markers", chosen, repairs, first_volume=first,
+                        placement=placement)
+
+
+def _place_partial(samples: np.ndarray, n_times: int, *, sfreq: float, tr: float,
+                   n_volumes: int, marker: str, locate, path) -> tuple[int, dict[str, Any]]:
+    """BOLD volume of the first of fewer markers than volumes, and how it was found."""
+    failed = None
+    if locate is not None:
+        try:
+            first, placement = locate(float(samples[0] / sfreq))
+        except DataError as exc:
+            failed = exc.message
+            log.warning("%s: cannot align to the raw recording: %s", path or "EEG", failed)
+        else:
+            if first + samples.size > n_volumes:
+                raise DataError(f"aligned to the raw recording, the {samples.size} volume markers "
+                                f"start at volume {first}, past the {n_volumes} of the BOLD run",
+                                path)
+            return first, placement
+    try:
+        first = partial_first_volume(samples, n_times, samples_per_tr=tr * sfreq,
+                                     n_volumes=n_volumes, marker=marker, path=path)
+    except DataError as exc:
+        if locate is None:
+            raise
+        raise DataError(f"{exc.message}; aligning it to the raw recording failed: {failed}",
+                        path) from exc
+    return first, {"Method": "the recording's start or end lies inside the BOLD run"}
 
 
 def partial_first_volume(samples: np.ndarray, n_times: int, *, samples_per_tr: float,
@@ -372,9 +412,16 @@ def partial_first_volume(samples: np.ndarray, n_times: int, *, samples_per_tr: f
                     "belong to is unknown", path)
 
 
-def find_volume_onsets_raw(raw, **kwargs) -> VolumeOnsets:
-    """:func:`find_volume_onsets` on an :class:`mne.io.Raw` (annotations made relative to its start)."""
+def annotation_table(raw) -> tuple[np.ndarray, np.ndarray]:
+    """Descriptions and onsets (seconds from the first sample) of an :class:`mne.io.Raw`'s
+    annotations."""
     ann = raw.annotations
     onsets = np.asarray(ann.onset, float) - raw.first_time if len(ann) else np.array([])
-    return find_volume_onsets(np.array([str(d) for d in ann.description], dtype=object), onsets,
-                              sfreq=raw.info["sfreq"], n_times=raw.n_times, **kwargs)
+    return np.array([str(d) for d in ann.description], dtype=object), onsets
+
+
+def find_volume_onsets_raw(raw, **kwargs) -> VolumeOnsets:
+    """:func:`find_volume_onsets` on an :class:`mne.io.Raw` (annotations made relative to its start)."""
+    descriptions, onsets = annotation_table(raw)
+    return find_volume_onsets(descriptions, onsets, sfreq=raw.info["sfreq"], n_times=raw.n_times,
+                              **kwargs)

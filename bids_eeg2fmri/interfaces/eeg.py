@@ -73,7 +73,8 @@ class CleanEEG(SimpleInterface):
             is_derivative = path != Path(i.eeg_file)
         res = clean_eeg(path, _options(dict(i.options), CleanEEG), tr=i.repetition_time,
                         n_volumes=i.n_volumes, discarded_by_scanner=i.discarded_by_scanner,
-                        line_freq=i.line_freq, is_derivative=is_derivative)
+                        line_freq=i.line_freq, is_derivative=is_derivative,
+                        reference=i.eeg_file if is_derivative else None)
         if i.eeg_derivatives and not is_derivative:
             res.provenance["ArtifactCorrectionNote"] = (
                 "no corrected export of this run in --eeg-derivatives: its raw EEG was corrected "

@@ -79,7 +79,7 @@ def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
                        name="eeg_spectral")
     meta_fif = pe.Node(EEGSidecar(), name="meta_preproc")
     meta_h5 = pe.Node(EEGSidecar(keep=["Sources", "VolumeOnsetSource", "VolumeMarker",
-                                       "GradientCorrection", "BCGCorrection", "Filter",
+                                       "EEGPlacement", "GradientCorrection", "BCGCorrection", "Filter",
                                        "Resampling", "BadChannels", "Reference"]),
                       name="meta_spectrogram")
     meta_tsv = pe.Node(EEGSidecar(keep=["Sources", "BadChannels"]), name="meta_bandpower")
