@@ -719,7 +719,11 @@ def test_participant_report_shows_partial_eeg_coverage(tmp_path):
         "VolumeOnsetSource": "markers", "VolumeMarker": "R128",
         "VolumeMarkerRepairs": ["the EEG holds the markers of volumes 13-109 of 110"],
         "EEGCoverage": {"BOLDVolumes": 110, "CoveredVolumes": 97, "CoveredRange": [13, 109],
-                        "UncoveredVolumes": 13, "Fraction": 0.8818}}))
+                        "UncoveredVolumes": 13, "Fraction": 0.8818},
+        "EEGPlacement": {"Method": "aligned to the raw recording's markers",
+                         "ShiftSeconds": 26.0}}))
     text = re.sub(r"\s+", " ", write_participant_report(tmp_path, "09").read_text())
     assert "<th>EEG coverage</th><td>97 of 110 volumes (13-109)</td>" in text
+    assert ("<th>EEG placed in the run by</th><td>aligned to the raw recording&#39;s markers "
+            "(shift 26.000 s)</td>") in text
     assert "the EEG holds the markers of volumes 13-109 of 110" in text

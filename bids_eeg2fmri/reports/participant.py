@@ -307,6 +307,11 @@ def _eeg_facts(sec: RunSection, meta: Mapping[str, Any]) -> None:
         lo, hi = cov["CoveredRange"]
         sec.facts.append(("EEG coverage", f"{cov['CoveredVolumes']} of {cov['BOLDVolumes']} "
                                           f"volumes ({lo}-{hi})"))
+    place = meta.get("EEGPlacement") or {}
+    if place.get("Method") and place["Method"] != "markers of every volume":
+        shift = place.get("ShiftSeconds")
+        sec.facts.append(("EEG placed in the run by", place["Method"] + (
+            f" (shift {shift:.3f} s)" if isinstance(shift, (int, float)) else "")))
     for rep in meta.get("VolumeMarkerRepairs") or []:
         text = rep if isinstance(rep, str) else json.dumps(rep)
         sec.warnings.append(f"volume marker repair: {text}")
