@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 DEMO_OUT ?= demo_output
-PYTEST_ARGS ?= -m "not slow"
+# --timeout: a hung test (a deadlocked worker, say) fails after 20 minutes instead of eating CI.
+PYTEST_ARGS ?= -m "not slow" --timeout 1200
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

@@ -233,3 +233,16 @@ def test_kill_9_of_the_main_process_leaves_no_worker(paired, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     _assert_all_gone(proc.pid, within=10)
+
+
+def test_workers_do_not_hang_after_torch_ran_in_the_main_process(paired, tmp_path):
+    """The participant level called in a process that has already run multi-threaded torch (as
+    the group level or a notebook does): pool workers must not inherit its thread pool."""
+    script = ("import sys, torch; torch.set_num_threads(2); "
+              "(torch.randn(400, 400) @ torch.randn(400, 400)).sum().item(); "
+              "from bids_eeg2fmri.cli.run import main; "
+              f"sys.exit(main({[str(paired), str(tmp_path / 'out'), 'participant', '-w', str(tmp_path / 'w'), *FAST, '--nprocs', '2']!r}))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list((tmp_path / "out").rglob("*desc-preproc_bold.nii.gz"))

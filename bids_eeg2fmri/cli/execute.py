@@ -59,7 +59,7 @@ def execute(wf, *, work_dir: Path, crash_dir: Path, nprocs: int = 0, mem_gb: flo
     wf.config["monitoring"] = {"enabled": False}
     # Without --debug nipype's workflow logger stays silent: it prints every crash with its
     # traceback (the crash file has it) and the failures are summarised below, one line each.
-    # Pool workers inherit the level when they are forked; the section below is for others.
+    # Pool workers (fork-server children) take the level from the section below.
     debug = log.isEnabledFor(logging.DEBUG)
     level = "DEBUG" if debug else "CRITICAL"
     logging.getLogger("nipype.workflow").setLevel(level)
@@ -70,7 +70,11 @@ def execute(wf, *, work_dir: Path, crash_dir: Path, nprocs: int = 0, mem_gb: flo
     try:
         # Also for one process: nipype's Linear plugin runs the steps in this process, where it
         # turns a Ctrl-C into one more crashed step and carries on with the next.
-        args = {"n_procs": n_procs, "raise_insufficient": False}
+        # Workers come from a fork server, a fresh process: a worker forked from a process that
+        # has run torch (or any OpenMP code) before can hang in its first torch call (measured:
+        # the batched head motion deadlocked when the participant level ran after a training
+        # step in one process). fMRIPrep makes the same choice.
+        args = {"n_procs": n_procs, "raise_insufficient": False, "mp_context": "forkserver"}
         if mem_gb:
             args["memory_gb"] = mem_gb
         wf.run(plugin=guarded_multiproc(args))
