@@ -119,6 +119,7 @@ class _ResampleOutput(TraitedSpec):
     mask = File(exists=True)
     model = traits.Either(None, File(exists=True))
     dvars = File(exists=True)
+    tissue = File(exists=True, desc="tissue confounds (global, WM, CSF, CompCor, cosines)")
 
 
 class ResampleToMNI(SimpleInterface):
@@ -132,7 +133,8 @@ class ResampleToMNI(SimpleInterface):
         out = stages.resample(i.in_file, i.hmc_xfm, i.field, runtime.cwd, output_res=i.output_res,
                               fwhm=i.fwhm, high_pass=i.high_pass, model_res=i.model_res,
                               n_procs=i.n_procs)
-        self._results.update({k: out[k] for k in ("preproc", "mask", "model", "dvars")})
+        self._results.update({k: out[k] for k in ("preproc", "mask", "model", "dvars",
+                                                          "tissue")})
         return runtime
 
 
@@ -140,6 +142,7 @@ class ResampleToMNI(SimpleInterface):
 class _ConfInput(BaseInterfaceInputSpec):
     motion_params = File(exists=True, mandatory=True)
     dvars = File(exists=True, mandatory=True)
+    tissue = File(exists=True, desc="ResampleToMNI's tissue confounds")
 
 
 class _ConfOutput(TraitedSpec):
@@ -156,7 +159,8 @@ class Confounds(SimpleInterface):
     def _run_interface(self, runtime):
         import json
 
-        out = stages.confounds(self.inputs.motion_params, self.inputs.dvars, runtime.cwd)
+        out = stages.confounds(self.inputs.motion_params, self.inputs.dvars, runtime.cwd,
+                               tissue_file=_opt(self.inputs.tissue))
         self._results["tsv"] = out["tsv"]
         self._results["metadata"] = json.loads(Path(out["json"]).read_text())
         return runtime
