@@ -48,7 +48,8 @@ def _write_run(func, seed=0):
     np.savetxt(work / "dvars.tsv", np.column_stack([dv, std]), delimiter="\t",
                header="dvars\tstd_dvars", comments="")
     out = stages.confounds(work / "params.tsv", work / "dvars.tsv", work,
-                           tissue_file=work / "tissue_confounds.tsv", n_non_steady=2)
+                           tissue_file=work / "tissue_confounds.tsv",
+                           tissue_meta=work / "tissue_confounds.json", n_non_steady=2)
     (func / f"{stem}_desc-confounds_timeseries.tsv").write_bytes(open(out["tsv"], "rb").read())
     (func / f"{stem}_desc-confounds_timeseries.json").write_bytes(open(out["json"], "rb").read())
     return bold

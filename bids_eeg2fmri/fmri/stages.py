@@ -168,7 +168,7 @@ def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
     dict
         Paths ``preproc`` (4-D .nii.gz), ``mask`` (.nii.gz), ``model`` (.nii.gz or ``None``),
         ``dvars`` (.tsv with dvars, std_dvars), ``tissue`` (.tsv of :func:`tissue.tissue_confounds`
-        computed before smoothing and filtering, column metadata in the .json beside it) and the
+        computed before smoothing and filtering), ``tissue_meta`` (its column metadata, .json) and the
         ``mask_voxels`` count.
     """
     out_dir = Path(out_dir)
@@ -190,14 +190,15 @@ def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
     out: dict[str, Any] = {"preproc": out_dir / "preproc_bold.nii.gz",
                            "mask": out_dir / "brain_mask.nii.gz", "model": None,
                            "dvars": out_dir / "dvars.tsv", "mask_voxels": int(keep.sum()),
-                           "tissue": out_dir / "tissue_confounds.tsv"}
+                           "tissue": out_dir / "tissue_confounds.tsv",
+                           "tissue_meta": out_dir / "tissue_confounds.json"}
     write_masked_series(out["preproc"], values, mask, affine, tr)
     nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine,
                              series_header(mask.shape, affine, None, dtype=np.uint8)), out["mask"])
     np.savetxt(out["dvars"], np.column_stack([dv, std_dv]), delimiter="\t",
                header="dvars\tstd_dvars", comments="")
     conf.write_confounds_tsv(tissue_table, out["tissue"])
-    out["tissue"].with_suffix(".json").write_text(json.dumps(tissue_meta, indent=2))
+    out["tissue_meta"].write_text(json.dumps(tissue_meta, indent=2))
     del values
     if model_res:
         mshape, maffine = template_grid(model_res)
@@ -215,10 +216,11 @@ def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
 
 def confounds(params_file: str | os.PathLike, dvars_file: str | os.PathLike,
               out_dir: str | os.PathLike, tissue_file: str | os.PathLike | None = None,
-              n_non_steady: int = 0) -> dict[str, str]:
+              tissue_meta: str | os.PathLike | None = None, n_non_steady: int = 0
+              ) -> dict[str, str]:
     """Assemble the confounds table (.tsv) and its column descriptions (.json).
 
-    ``tissue_file`` is :func:`resample`'s tissue table (its metadata in the .json beside it);
+    ``tissue_file`` and ``tissue_meta`` are :func:`resample`'s tissue table and its metadata;
     ``n_non_steady`` leading volumes get fMRIPrep's ``non_steady_state_outlierNN`` columns.
     """
     import pandas as pd
@@ -232,7 +234,7 @@ def confounds(params_file: str | os.PathLike, dvars_file: str | os.PathLike,
     extra: dict[str, Any] = {}
     if tissue_file is not None:
         table = pd.concat([table, pd.read_csv(tissue_file, sep="\t", na_values="n/a")], axis=1)
-        extra = json.loads(Path(tissue_file).with_suffix(".json").read_text())
+        extra = json.loads(Path(tissue_meta).read_text()) if tissue_meta else {}
     if n_non_steady:
         table = pd.concat([table, conf.non_steady_table(len(table), n_non_steady)], axis=1)
     tsv, js = out_dir / "confounds.tsv", out_dir / "confounds.json"

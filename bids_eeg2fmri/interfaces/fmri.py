@@ -120,6 +120,7 @@ class _ResampleOutput(TraitedSpec):
     model = traits.Either(None, File(exists=True))
     dvars = File(exists=True)
     tissue = File(exists=True, desc="tissue confounds (global, WM, CSF, CompCor, cosines)")
+    tissue_meta = File(exists=True, desc="their column metadata (.json)")
 
 
 class ResampleToMNI(SimpleInterface):
@@ -134,7 +135,7 @@ class ResampleToMNI(SimpleInterface):
                               fwhm=i.fwhm, high_pass=i.high_pass, model_res=i.model_res,
                               n_procs=i.n_procs)
         self._results.update({k: out[k] for k in ("preproc", "mask", "model", "dvars",
-                                                          "tissue")})
+                                                          "tissue", "tissue_meta")})
         return runtime
 
 
@@ -143,6 +144,7 @@ class _ConfInput(BaseInterfaceInputSpec):
     motion_params = File(exists=True, mandatory=True)
     dvars = File(exists=True, mandatory=True)
     tissue = File(exists=True, desc="ResampleToMNI's tissue confounds")
+    tissue_meta = File(exists=True, desc="their column metadata (.json)")
 
 
 class _ConfOutput(TraitedSpec):
@@ -160,7 +162,8 @@ class Confounds(SimpleInterface):
         import json
 
         out = stages.confounds(self.inputs.motion_params, self.inputs.dvars, runtime.cwd,
-                               tissue_file=_opt(self.inputs.tissue))
+                               tissue_file=_opt(self.inputs.tissue),
+                               tissue_meta=_opt(self.inputs.tissue_meta))
         self._results["tsv"] = out["tsv"]
         self._results["metadata"] = json.loads(Path(out["json"]).read_text())
         return runtime
