@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..bids.eegderivatives import check_eeg_derivatives
 from ..bids.fmriprep import check_fmri_derivatives
-from ..bids.derivatives import atomic_write_text, remove_stale_temporaries, write_dataset_description
+from ..bids.derivatives import (atomic_write_text, dataset_links, remove_stale_temporaries,
+                               write_dataset_description)
 from ..bids.layout import collect_participants, format_plan, load_filters, load_layout
 from ..bids.validate import validate_input
 from ..config import Config
@@ -118,7 +119,8 @@ def run_participant(config: Config) -> ExitCode:
     # writing their own temporaries into the same output folder right now.
     for plan in plans:
         _clean_interrupted(ex.output_dir / f"sub-{plan.subject}")
-    write_dataset_description(ex.output_dir, [ex.bids_dir])
+    write_dataset_description(ex.output_dir, [ex.bids_dir], links=dataset_links(
+        ex.bids_dir, config.eeg.eeg_derivatives, config.fmri.fmri_derivatives))
     save_config(config)
     if ex.dry_run:
         return ExitCode.OK

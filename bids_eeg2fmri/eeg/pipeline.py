@@ -19,6 +19,7 @@ import h5py
 import mne
 import numpy as np
 
+from ..bids.derivatives import source_uri
 from . import artifacts, filtering, spectral, triggers
 from . import coverage as coverage_mod
 from ..config import EEGConfig
@@ -77,7 +78,7 @@ def clean_eeg(path: str | os.PathLike, options: EEGConfig, *, tr: float | None,
         onsets.samples, onsets.first_volume, n_times=raw.n_times, sfreq=sfreq_in, tr=tr_used,
         n_volumes=n_volumes, min_fraction=options.min_eeg_coverage, path=path)
     prov: dict[str, Any] = {
-        "Sources": [str(path)],
+        "Sources": [source_uri(path, "eeg" if is_derivative else "raw")],
         "EEGIsDerivative": is_derivative,
         "OriginalSamplingFrequency": sfreq_in,
         "VolumeOnsetSource": onsets.source,

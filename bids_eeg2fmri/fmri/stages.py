@@ -15,6 +15,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from ..bids.derivatives import source_uri
 from ..errors import DataError
 from ..resources.templates import template_grid
 from . import confounds as conf
@@ -243,13 +244,6 @@ def confounds(params_file: str | os.PathLike, dvars_file: str | os.PathLike,
     return {"tsv": os.fspath(tsv), "json": os.fspath(js)}
 
 
-def _source_uri(source_file: str | os.PathLike) -> str:
-    """``bids:raw:sub-XX/[ses-YY/]func/<name>``, the BIDS URI of a raw file."""
-    parts = Path(source_file).parts
-    start = next((i for i, p in enumerate(parts) if p.startswith("sub-")), len(parts) - 1)
-    return "bids:raw:" + "/".join(parts[start:])
-
-
 def sidecar(kind: str, *, source_file: str | os.PathLike, info: dict[str, Any],
             settings: dict[str, Any] | None = None, options: dict[str, Any] | None = None
             ) -> dict[str, Any]:
@@ -270,7 +264,7 @@ def sidecar(kind: str, *, source_file: str | os.PathLike, info: dict[str, Any],
     """
     settings = settings or {}
     options = options or {}
-    src = [_source_uri(source_file)]
+    src = [source_uri(source_file)]
     meta = info.get("metadata", {})
     dummies = {"NumberOfVolumesDiscardedByUser": int(info["dummy_scans"]),
                "DummyScans": {"Count": int(info["dummy_scans"]),
