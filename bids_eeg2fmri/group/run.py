@@ -385,7 +385,8 @@ def _write_outputs(config: Config, direction: str, data: GroupData, res: Directi
             data={**data.describe(), "NumberOfSamples": n_samples}, window=window,
             train=asdict(_train_config(config)), cv=_cv_summary(table, gr.cv),
             config={k: v for k, v in config.to_dict()["group"].items()},
-            model_file=folder / C.MODEL_FILE, entry=entry)
+            model_file=folder / C.MODEL_FILE, entry=entry,
+            dataset=C.dataset_identity(config.execution.bids_dir))
         C.write_model_folder(folder, fitted, labels, data.affine, card)
         res.model_dirs[name] = folder
 
