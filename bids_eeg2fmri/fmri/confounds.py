@@ -9,6 +9,11 @@ Definitions follow fMRIPrep/nipype so that our tables read like theirs:
   series so the median voxel mean is 1000 (nipype ``ComputeDVARS``).
 * ``std_dvars`` — DVARS divided by its expected value under stationarity, estimated per voxel
   from a robust (IQR) standard deviation and the lag-1 autocorrelation (Nichols 2013).
+
+DVARS is computed here, not by ``nipype.algorithms.confounds.compute_dvars``: measured with nipype
+1.11, that function imports ``nitime`` for the AR(1) fit (not one of our dependencies:
+ModuleNotFoundError), and it reads NIfTI files and holds the whole series in float64, while ours
+takes the masked matrix already in memory and works in voxel chunks.
 """
 
 from __future__ import annotations
