@@ -81,6 +81,7 @@ class EEGConfig:
     stft_taper: str = "hann"
     stft_scale: str = "log-power"
     stft_context: int = 0
+    eeg_output_format: str = "brainvision"
     bands: dict[str, list[float]] = field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_BANDS.items()})
 
@@ -214,6 +215,7 @@ class Config:
         if ee.stft_window <= 0 or not 0 <= ee.stft_overlap < 1:
             raise UsageError("eeg.stft_window must be > 0 s and eeg.stft_overlap in [0, 1)")
         _choice("eeg.stft_scale", ee.stft_scale, ("log-power", "magnitude"))
+        _choice("eeg.eeg_output_format", ee.eeg_output_format, ("brainvision", "fif"))
         if not 0 < ee.min_eeg_coverage <= 1:
             raise UsageError(f"eeg.min_eeg_coverage must lie in (0, 1], got {ee.min_eeg_coverage}")
         if ee.stft_context < 0:

@@ -1,7 +1,7 @@
 """A small participant-level output written by the package's own writers (no workflow run).
 
 One fMRI run (preproc BOLD on a template grid, brain mask, confounds with tissue signals) and its
-EEG (cleaned FIF, spectrogram HDF5, band-power TSV), plus ``dataset_description.json``: enough for
+EEG (cleaned BrainVision with channels.tsv and events.tsv, spectrogram HDF5, band-power TSV), plus ``dataset_description.json``: enough for
 the loading one-liners of ``docs/outputs.md`` and nilearn's confound readers.
 """
 
@@ -14,7 +14,9 @@ import mne
 import nibabel as nib
 import numpy as np
 
-from bids_eeg2fmri.bids.derivatives import write_dataset_description
+from bids_eeg2fmri.bids.derivatives import write_dataset_description, write_sidecar
+from bids_eeg2fmri.eeg.bidsexport import write_preproc_eeg
+from bids_eeg2fmri.eeg.pipeline import add_volume_annotations, volume_onsets_from_raw
 from bids_eeg2fmri.eeg.pipeline import SpectralResult, write_bandpower_tsv, write_spectrogram_h5
 from bids_eeg2fmri.fmri import confounds as conf
 from bids_eeg2fmri.fmri import stages, tissue
@@ -35,7 +37,7 @@ def write_outputs(out: Path, *, res: int = 2, n_volumes: int = 40, n_non_steady:
     func.mkdir(parents=True)
     eeg.mkdir(parents=True)
     raw_dir = out.parent / "raw"
-    raw_dir.mkdir(exist_ok=True)
+    (raw_dir / "sub-01").mkdir(parents=True, exist_ok=True)
     write_dataset_description(out, [raw_dir])
     shape, affine = template_grid(res)
     mask = template_mask_on_grid(shape, affine)
@@ -47,7 +49,7 @@ def write_outputs(out: Path, *, res: int = 2, n_volumes: int = 40, n_non_steady:
     files = {"bold": func / f"{STEM}_{space}_desc-preproc_bold.nii.gz",
              "mask": func / f"{STEM}_{space}_desc-brain_mask.nii.gz",
              "confounds": func / f"{STEM}_desc-confounds_timeseries.tsv",
-             "eeg": eeg / f"{STEM}_desc-preproc_eeg.fif",
+             "eeg": eeg / f"{STEM}_desc-preproc_eeg.vhdr",
              "spectrogram": eeg / f"{STEM}_desc-stft_spectrogram.h5",
              "bandpower": eeg / f"{STEM}_desc-bandpower_timeseries.tsv"}
     write_masked_series(files["bold"], values, mask, affine, TR)
@@ -73,7 +75,11 @@ def write_outputs(out: Path, *, res: int = 2, n_volumes: int = 40, n_non_steady:
     sfreq = 100.0
     data = rng.standard_normal((len(names), int(n_volumes * TR * sfreq))) * 1e-6
     raw = mne.io.RawArray(data, mne.create_info(names, sfreq, "eeg"), verbose="error")
-    raw.save(files["eeg"], verbose="error")
+    raw.info["line_freq"] = 50.0
+    add_volume_annotations(raw, np.arange(n_volumes - 1) * TR, TR)
+    report = {"Reference": "average", "Filter": {"HighPass": 1.0, "LowPass": 30.0}}
+    path, fields = write_preproc_eeg(raw, files["eeg"], report, volume_onsets_from_raw(raw))
+    write_sidecar(path, {"TaskName": "rest", **fields})
     n_f, n_fr = 5, 3
     vols = np.arange(n_volumes)
     onsets = vols * TR

@@ -36,7 +36,7 @@ def test_docs_one_liners_load_every_participant_file(tmp_path):
     assert "trans_x_derivative1_power2" in ns["motion"].columns and "csf" in ns["motion"].columns
     assert len(ns["table"]) == N_VOL
     assert ns["signals"].shape[0] == N_VOL - N_NON_STEADY
-    assert ns["raw"].info["nchan"] == 4
+    assert ns["raw"].info["nchan"] == 4 and ns["bids_raw"].info["line_freq"] == 50.0
     assert ns["spec"].dims == ("volume", "channel", "frequency", "frame")
     assert list(ns["spec"]["channel"].values) == ["Fz", "Cz", "Pz", "Oz"]
     assert len(ns["bandpower"]) == N_VOL

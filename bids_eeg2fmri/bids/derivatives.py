@@ -42,6 +42,7 @@ _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 # (boldref, confound and band-power time series are reported as NOT_INCLUDED). Folder patterns
 # carry no trailing slash: bids-validator-deno 3 does not match "figures/" against a folder.
 BIDSIGNORE = ("*_spectrogram.h5", "*_spectrogram.json", "*_eeg.fif", "*_desc-preproc_eeg.json",
+              "*_desc-preproc_channels.tsv", "*_desc-preproc_events.tsv",
               "*.html", "**/figures", "models", "group", "logs", "*_xfm.*", "*_boldref.nii.gz",
               "*_boldref.json", "*_timeseries.tsv", "*_timeseries.json")
 
@@ -282,6 +283,26 @@ def source_uri(source_file: str | os.PathLike, dataset: str = "raw") -> str:
     return f"bids:{dataset}:" + "/".join(parts[start:])
 
 
+def write_participants(out_dir: str | os.PathLike, bids_dir: str | os.PathLike) -> Path | None:
+    """``participants.tsv`` of the derivatives: the input's (or its ``sub-*`` folders).
+
+    Readers such as ``mne_bids.read_raw_bids`` warn without it. Every participant of the input is
+    listed, so parallel participant-level jobs all write the same file.
+    """
+    src = Path(bids_dir) / "participants.tsv"
+    if src.is_file():
+        text = src.read_text()
+    else:
+        subs = sorted(p.name for p in Path(bids_dir).glob("sub-*") if p.is_dir())
+        if not subs:
+            return None
+        text = "participant_id\n" + "".join(f"{s}\n" for s in subs)
+    dest = Path(out_dir) / "participants.tsv"
+    if not dest.is_file() or dest.read_text() != text:
+        atomic_write_text(dest, text)
+    return dest
+
+
 def dataset_links(raw: str | os.PathLike, eeg: str | os.PathLike | None = None,
                   fmriprep: str | os.PathLike | None = None) -> dict[str, str | os.PathLike]:
     """The ``DatasetLinks`` of a run: the BIDS input and the derivative inputs that were given."""
@@ -332,6 +353,8 @@ def write_dataset_description(out_dir: str | os.PathLike, source_dirs: list[str 
         desc["DatasetLinks"] = {k: Path(os.path.abspath(v)).as_uri() for k, v in links.items()}
     out = Path(out_dir)
     write_json(out / "dataset_description.json", desc)
+    if source_dirs:
+        write_participants(out, source_dirs[0])
     ignore = out / ".bidsignore"
     present = set(ignore.read_text().splitlines()) if ignore.exists() else set()
     if not set(BIDSIGNORE) <= present:
