@@ -11,55 +11,20 @@ import pytest
 from nilearn.interfaces.fmriprep import load_confounds, load_confounds_strategy
 from nilearn.maskers import NiftiMasker
 
+from derivsdata import TR, write_outputs
+
 from bids_eeg2fmri.fmri import confounds as conf
-from bids_eeg2fmri.fmri import stages, tissue
-from bids_eeg2fmri.fmri.io import write_masked_series
+from bids_eeg2fmri.fmri import tissue
 from bids_eeg2fmri.fmri.masking import template_mask_on_grid
-from bids_eeg2fmri.fmri.motion import PARAM_NAMES
 from bids_eeg2fmri.resources.templates import template_grid
 
-TR = 2.0
 N_T = 120
-
-
-def _write_run(func, seed=0):
-    """A preproc BOLD on the 4 mm template grid and the confounds our stages write for it."""
-    rng = np.random.default_rng(seed)
-    shape, affine = template_grid(4)
-    mask = template_mask_on_grid(shape, affine)
-    n_vox = int(mask.sum())
-    drift = np.linspace(0, 1, N_T)
-    # Shared slow drift + a tissue-wide fluctuation + voxel noise: CompCor has structure to find.
-    common = np.sin(np.arange(N_T) / 5.0)
-    values = (1000 + 20 * drift[None, :] + 10 * rng.standard_normal((n_vox, 1)) * common[None, :]
-              + rng.standard_normal((n_vox, N_T))).astype(np.float32)
-    stem = "sub-01_task-rest_run-1"
-    bold = func / f"{stem}_space-MNI152NLin2009aSym_res-4_desc-preproc_bold.nii.gz"
-    write_masked_series(bold, values, mask, affine, TR)
-    table, meta = tissue.tissue_confounds(values, mask, affine, TR)
-    work = func.parent / "work"
-    work.mkdir()
-    conf.write_confounds_tsv(table, work / "tissue_confounds.tsv")
-    (work / "tissue_confounds.json").write_text(json.dumps(meta))
-    params = np.cumsum(rng.normal(0, 0.0005, (N_T, 6)), axis=0)
-    np.savetxt(work / "params.tsv", params, delimiter="\t", header="\t".join(PARAM_NAMES),
-               comments="")
-    dv, std = conf.dvars(values)
-    np.savetxt(work / "dvars.tsv", np.column_stack([dv, std]), delimiter="\t",
-               header="dvars\tstd_dvars", comments="")
-    out = stages.confounds(work / "params.tsv", work / "dvars.tsv", work,
-                           tissue_file=work / "tissue_confounds.tsv",
-                           tissue_meta=work / "tissue_confounds.json", n_non_steady=2)
-    (func / f"{stem}_desc-confounds_timeseries.tsv").write_bytes(open(out["tsv"], "rb").read())
-    (func / f"{stem}_desc-confounds_timeseries.json").write_bytes(open(out["json"], "rb").read())
-    return bold
 
 
 @pytest.fixture(scope="module")
 def run_files(tmp_path_factory):
-    func = tmp_path_factory.mktemp("deriv") / "func"
-    func.mkdir()
-    return _write_run(func)
+    """A preproc BOLD on the 4 mm template grid and the confounds our stages write for it."""
+    return write_outputs(tmp_path_factory.mktemp("deriv") / "out", res=4, n_volumes=N_T)["bold"]
 
 
 @pytest.mark.parametrize("strategy", ["simple", "scrubbing", "compcor"])
