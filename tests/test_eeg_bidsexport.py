@@ -61,3 +61,15 @@ def test_mne_bids_reads_the_cleaned_eeg_without_warnings(tmp_path, fmt):
     vol = [a["onset"] for a in back.annotations if a["description"] == "volume"]
     np.testing.assert_allclose(vol, np.arange(0.5, 8.0, 2.0), atol=1 / 250)
     assert not list(dest.parent.glob(".tmp-*"))
+
+
+def test_output_format_option_is_checked_and_parsed(tmp_path):
+    from bids_eeg2fmri.cli.parser import parse_args
+    from bids_eeg2fmri.config import Config
+    from bids_eeg2fmri.errors import UsageError
+
+    assert Config.from_sources({}).eeg.eeg_output_format == "brainvision"
+    with pytest.raises(UsageError, match="eeg_output_format"):
+        Config.from_sources({"eeg_output_format": "edf"})
+    with pytest.raises(UsageError, match="eeg-output-format"):
+        parse_args([str(tmp_path), str(tmp_path / "o"), "participant", "--eeg-output-format", "edf"])
