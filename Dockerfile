@@ -49,13 +49,15 @@ RUN --mount=type=bind,from=wheels,target=/wheels \
     && pip install --find-links /wheels "torch==${TORCH_VERSION}"
 
 # Dependencies before the source, so a code change rebuilds only the small last layer (with a
-# layer cache). The requirement list is read from pyproject.toml: it has one source.
-COPY pyproject.toml README.md /src/
+# layer cache). The requirement list is read from pyproject.toml: it has one source. Versions come
+# from requirements.lock (`make lock`), used as constraints: the image gets exactly the tested
+# versions of what the project needs, and none of the lock's test-only packages.
+COPY pyproject.toml README.md requirements.lock /src/
 RUN --mount=type=secret,id=host_ca,target=/run/host-ca.crt \
     if [ -f /run/host-ca.crt ]; then export PIP_CERT=/run/host-ca.crt; fi \
     && python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' \
         > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
+    && pip install -c /src/requirements.lock -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
 # A regular (not editable) install; the source copy is removed again. pip byte-compiles all it

@@ -11,7 +11,7 @@ PYTEST_ARGS ?= -m "not slow" --timeout 1200
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint container-test clean
+.PHONY: install demo test test-all test-min lock lint container-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -32,6 +32,15 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ""
 
+# The lowest allowed versions in a separate venv (.venv-min), then a smoke test; needs PyPI.
+test-min:
+	PYTHON=$(PYTHON) TORCH_SPEC="$(TORCH_SPEC)" bash ci/test-min.sh
+
+# requirements.lock: the exact versions the image installs (from this venv; torch is installed
+# separately by the Dockerfile, the project itself with --no-deps).
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable --exclude torch | grep -v '^-e ' > requirements.lock
+
 lint: $(STAMP)
 	$(BIN)/hadolint Dockerfile
 
@@ -39,4 +48,4 @@ container-test: $(STAMP)
 	bash scripts/container-test.sh
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) .venv-min $(DEMO_OUT) .pytest_cache

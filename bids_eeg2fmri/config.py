@@ -10,7 +10,6 @@ destination name says which field it sets. The resolved configuration is saved w
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -84,6 +83,7 @@ class EEGConfig:
     stft_taper: str = "hann"
     stft_scale: str = "log-power"
     stft_context: int = 0
+    eeg_output_format: str = "brainvision"
     bands: dict[str, list[float]] = field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_BANDS.items()})
 
@@ -218,6 +218,7 @@ class Config:
         if ee.stft_window <= 0 or not 0 <= ee.stft_overlap < 1:
             raise UsageError("eeg.stft_window must be > 0 s and eeg.stft_overlap in [0, 1)")
         _choice("eeg.stft_scale", ee.stft_scale, ("log-power", "magnitude"))
+        _choice("eeg.eeg_output_format", ee.eeg_output_format, ("brainvision", "fif"))
         if not 0 < ee.min_eeg_coverage <= 1:
             raise UsageError(f"eeg.min_eeg_coverage must lie in (0, 1], got {ee.min_eeg_coverage}")
         if ee.stft_context < 0:
@@ -315,33 +316,10 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def dump_toml(table: dict[str, dict[str, Any]]) -> str:
-    """Write a two-level table (sections of scalars, lists and one level of sub-tables) as TOML."""
-    lines: list[str] = []
-    for sec, values in table.items():
-        lines.append(f"[{sec}]")
-        subtables = {k: v for k, v in values.items() if isinstance(v, dict)}
-        for key, value in values.items():
-            if key not in subtables:
-                lines.append(f"{key} = {_toml_value(value)}")
-        for key, sub in subtables.items():
-            lines.append(f"\n[{sec}.{key}]")
-            lines.extend(f"{k} = {_toml_value(v)}" for k, v in sub.items())
-        lines.append("")
-    return "\n".join(lines)
+    """Write a nested table of TOML-compatible values as TOML text (:func:`tomli_w.dumps`)."""
+    import tomli_w
 
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"TOML cannot hold {value}")
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+    return tomli_w.dumps(table)
 
 
 def _plain(value: Any) -> Any:

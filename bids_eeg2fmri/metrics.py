@@ -170,13 +170,13 @@ def region_r(pred: np.ndarray, true: np.ndarray, labels: np.ndarray) -> dict[int
 
 
 def fc_matrix(x: np.ndarray) -> np.ndarray:
-    """Functional connectivity: the Pearson correlation matrix of the columns of ``x``."""
+    """Functional connectivity: the Pearson correlation matrix of the columns of ``x``.
+
+    :func:`numpy.corrcoef`; a constant column has NaN correlations.
+    """
     x = np.asarray(x, dtype=np.float64)
-    z = x - x.mean(axis=0)
-    sd = np.sqrt((z * z).sum(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = z / sd
-    return z.T @ z
+        return np.atleast_2d(np.corrcoef(x, rowvar=False))
 
 
 def fc_similarity(pred: np.ndarray, true: np.ndarray) -> float:

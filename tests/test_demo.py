@@ -22,10 +22,10 @@ PAIRED = ["func/{s}_{src}_space-boldref_boldref.nii.gz",
           "func/{s}_{src}_space-" + SPACE + "_res-2_desc-preproc_bold.nii.gz",
           "func/{s}_{src}_space-" + SPACE + "_res-2_desc-brain_mask.nii.gz",
           "func/{s}_{src}_space-" + SPACE + "_res-4_desc-model_bold.nii.gz",
-          "eeg/{s}_{src}_desc-preproc_eeg.fif",
+          "eeg/{s}_{src}_desc-preproc_eeg.vhdr",
           "eeg/{s}_{src}_desc-stft_spectrogram.h5",
           "eeg/{s}_{src}_desc-bandpower_timeseries.tsv"]
-EEG_ONLY = ["eeg/{s}_{src}_desc-preproc_eeg.fif",
+EEG_ONLY = ["eeg/{s}_{src}_desc-preproc_eeg.vhdr",
             "eeg/{s}_{src}_desc-stft_spectrogram.h5",
             "eeg/{s}_{src}_desc-bandpower_timeseries.tsv"]
 

@@ -122,6 +122,7 @@ def test_output_passes_validator_and_pybids_indexes_it(tmp_path):
     assert desc["DatasetType"] == "derivative"
     assert desc["GeneratedBy"][0]["Name"] == "bids_eeg2fmri"
     assert desc["SourceDatasets"][0]["URL"] == bids_dir.resolve().as_uri()
+    assert desc["DatasetLinks"] == {"raw": bids_dir.resolve().as_uri()}
     for layout in (BIDSLayout(out, validate=False, config=["bids", "derivatives"]),
                    BIDSLayout(out, derivatives=True, validate=False)):
         indexed = {Path(f.path) for f in layout.get(return_type="object")}
@@ -197,3 +198,31 @@ def test_save_derivative_node_names_and_sidecars(tmp_path):
     assert out.read_bytes() == src.read_bytes()
     assert json.loads(sidecar_path(out).read_text()) == {"Type": "Brain",
                                                         "Resolution": "2 mm isotropic voxels"}
+
+
+def test_sources_resolve_through_dataset_links(tmp_path):
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    from bids_eeg2fmri.bids.derivatives import dataset_links, source_uri
+
+    raw, eegd = tmp_path / "raw", tmp_path / "eegprep"
+    files = {"raw": raw / "sub-01" / "ses-1" / "func" / f"{SRC}_bold.nii.gz",
+             "eeg": eegd / "derivatives" / "sub-01" / "eeg" / "sub-01_task-rest_eeg.vhdr"}
+    for f in files.values():
+        f.parent.mkdir(parents=True)
+        f.write_text("x")
+    out = tmp_path / "out"
+    write_dataset_description(out, [raw], links=dataset_links(raw, eeg=eegd))
+    links = json.loads((out / "dataset_description.json").read_text())["DatasetLinks"]
+    for name, path in files.items():
+        uri = source_uri(path, name)
+        assert not Path(uri.split(":", 2)[2]).is_absolute()
+        scheme, ds, rel = uri.split(":", 2)
+        assert scheme == "bids" and ds == name
+        root = Path(url2pathname(urlparse(links[ds]).path))
+        # The link need not point at the folder that holds sub-XX directly (a derivatives tree
+        # may nest it); the file is found under it.
+        assert any(p.as_posix().endswith(rel) for p in root.rglob("*")), uri
+    assert (raw / source_uri(files["raw"]).split(":", 2)[2]).is_file()
+    assert source_uri(files["raw"]) == f"bids:raw:sub-01/ses-1/func/{SRC}_bold.nii.gz"

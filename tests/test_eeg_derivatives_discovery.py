@@ -239,7 +239,8 @@ def test_xp2_layout_segmented_exports_and_a_run_without_export(tmp_path, caplog)
     eeg_dir = out / "sub-xp201" / "eeg"
     stem = "sub-xp201_task-1dNF_run-{}_desc-{}"
     meta1 = json.loads((eeg_dir / (stem.format(1, "preproc") + "_eeg.json")).read_text())
-    assert meta1["EEGIsDerivative"] is True and meta1["Sources"] == [str(export)]
+    assert meta1["EEGIsDerivative"] is True and meta1["Sources"] == [
+        "bids:eeg:" + export.relative_to(deriv).as_posix()]
     assert meta1["EEGCoverage"]["CoveredRange"] == [5, 19]
     with h5py.File(eeg_dir / (stem.format(1, "stft") + "_spectrogram.h5")) as f:
         np.testing.assert_array_equal(f["volume_indices"][()], np.arange(5, n_vol))

@@ -99,14 +99,21 @@ def test_workflow_writes_the_three_derivatives(eeglab_bids, tmp_path):
     wf.inputs.inputnode.eeg_file = str(_eeg_file(eeglab_bids))
     wf.run()
     eeg_dir = out / "sub-01" / "eeg"
-    fif = eeg_dir / "sub-01_task-rest_desc-preproc_eeg.fif"
+    fif = eeg_dir / "sub-01_task-rest_desc-preproc_eeg.vhdr"
     h5 = eeg_dir / "sub-01_task-rest_desc-stft_spectrogram.h5"
     tsv = eeg_dir / "sub-01_task-rest_desc-bandpower_timeseries.tsv"
     for f in (fif, h5, tsv):
         assert f.exists() and f.with_name(f.name.split(".")[0] + ".json").exists(), f
-    raw = mne.io.read_raw_fif(fif, verbose=False)
+    raw = mne.io.read_raw_brainvision(fif, verbose=False)
     assert raw.info["sfreq"] == 250.0
-    assert sum(d == "bold_volume" for d in raw.annotations.description) == N_VOL
+    assert sum(d.endswith("bold_volume") for d in raw.annotations.description) == N_VOL
+    events = pd.read_csv(eeg_dir / "sub-01_task-rest_desc-preproc_events.tsv", sep="\t")
+    assert len(events) == N_VOL and list(events["volume"]) == list(range(N_VOL))
+    chans = pd.read_csv(eeg_dir / "sub-01_task-rest_desc-preproc_channels.tsv", sep="\t")
+    assert list(chans["name"]) == raw.ch_names and set(chans["status"]) <= {"good", "bad"}
+    side = json.loads(fif.with_suffix(".json").read_text())
+    assert side["SamplingFrequency"] == 250.0 and side["EEGReference"] == "average"
+    assert side["SoftwareFilters"]["Bandpass"]["LowPass"] == 30.0
     with h5py.File(h5) as f:
         spec = f["spectrogram"][()]
         assert spec.shape == (N_VOL, 32, 31, 3)

@@ -40,6 +40,19 @@ def test_bh_fdr_and_paired_tests():
         paired_pvalue(d, "wilcoxon")
 
 
+def test_permutation_pvalue_beyond_16_subjects_is_never_zero_and_matches_exact():
+    # All 20 differences positive: the observed pattern counts, so p >= 1 / (R + 1), not 0.
+    p = paired_pvalue(np.linspace(0.1, 0.3, 20), "permutation")[1]
+    assert 0 < p <= 2 / 20_001 + 1e-12
+    # 18 mixed differences: the Monte Carlo p-value agrees with the exact one over 2^18 patterns.
+    import itertools
+
+    d = np.random.default_rng(5).normal(0.3, 1.0, 18)
+    signs = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
+    exact = np.mean(np.abs(signs @ d) >= abs(d.sum()) - 1e-12)
+    assert paired_pvalue(d, "permutation")[1] == pytest.approx(exact, abs=0.01)
+
+
 @pytest.fixture(scope="module")
 def data():
     return simulate(n_subjects=6, n_volumes=200, seed=4)

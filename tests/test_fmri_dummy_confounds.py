@@ -73,9 +73,15 @@ def test_confounds_table_writes_na_and_described_columns(tmp_path):
     path = tmp_path / "c.tsv"
     conf.write_confounds_tsv(table, path)
     text = path.read_text().splitlines()
-    assert text[0].split("\t") == ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z",
-                                   "framewise_displacement", "dvars", "std_dvars"]
-    assert text[1].split("\t")[-3:] == ["n/a", "n/a", "n/a"]
+    header = text[0].split("\t")
+    base = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+    assert header[:6] == base
+    assert set(header[6:]) == {f"{p}_{e}" for p in base
+                               for e in ("derivative1", "power2", "derivative1_power2")} | {
+        "framewise_displacement", "rmsd", "dvars", "std_dvars"}
+    first = dict(zip(header, text[1].split("\t")))
+    assert [first[c] for c in ("framewise_displacement", "rmsd", "dvars", "std_dvars",
+                               "rot_z_derivative1")] == ["n/a"] * 5
     back = pd.read_csv(path, sep="\t", na_values="n/a")
     np.testing.assert_allclose(back[["trans_x", "rot_z"]].to_numpy(), params[:, [0, 5]], rtol=1e-6)
     side = conf.confounds_sidecar(list(table.columns))

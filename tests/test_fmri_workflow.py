@@ -73,3 +73,12 @@ def test_workflow_writes_bids_derivatives(tmp_path):
     conf = pd.read_csv(func / f"{src}_desc-confounds_timeseries.tsv", sep="\t", na_values="n/a")
     assert len(conf) == 12 and np.isnan(conf["framewise_displacement"][0])
     assert conf[["trans_x", "rot_z", "dvars"]].iloc[1:].notna().all().all()
+    # nilearn's own fMRIPrep readers take the workflow's confounds with its preproc BOLD.
+    from nilearn.interfaces.fmriprep import load_confounds_strategy
+
+    bold_out = func / f"{src}_space-MNI152NLin2009aSym_res-4_desc-preproc_bold.nii.gz"
+    for strategy in ("simple", "scrubbing", "compcor"):
+        loaded, _ = load_confounds_strategy(str(bold_out), denoise_strategy=strategy)
+        assert len(loaded) == preproc.shape[-1]
+    assert {"global_signal", "csf", "white_matter", "rmsd", "a_comp_cor_00",
+            "t_comp_cor_00"} <= set(conf.columns)

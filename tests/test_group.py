@@ -100,6 +100,12 @@ def test_group_level_writes_metrics_models_and_report(group_run):
             assert card["Software"]["bids_eeg2fmri"] and card["Architecture"]["Parameters"] > 0
             # Date-free: repeating the run with the same seed repeats the card.
             assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", json.dumps(card))
+            # Hugging Face card sections; the run names are BIDS names; simulated says so.
+            assert card["License"] and card["IntendedUse"] and card["Date"]
+            assert card["TrainingData"]["Simulated"] is True
+            assert "simulated" in card["Limitations"][0].lower()
+            assert card["Provenance"]["runs"] == [f"sub-{s}_task-rest_run-1" for s in ("01", "02", "03")]
+            assert "baseline_mean_mse" in card["Evaluation"]["ModelAndBaselines"]["Metrics"]
     for direction in DIRECTIONS:
         # simulated data: both directions carry the noise ceiling of the driven targets
         ridge = json.loads((out / f"models/{direction}/ridge/model.json").read_text())

@@ -70,7 +70,7 @@ def test_outputs_of_paired_and_eeg_only_participants(reference):
         "sub-01/func/sub-01_task-rest_run-1_space-MNI152NLin2009aSym_res-2_desc-brain_mask.nii.gz",
         "sub-01/func/sub-01_task-rest_run-1_desc-confounds_timeseries.tsv",
         "sub-01/func/sub-01_task-rest_run-1_space-boldref_boldref.nii.gz",
-        "sub-01/eeg/sub-01_task-rest_run-1_desc-preproc_eeg.fif",
+        "sub-01/eeg/sub-01_task-rest_run-1_desc-preproc_eeg.vhdr",
         "sub-01/eeg/sub-01_task-rest_run-1_desc-stft_spectrogram.h5",
         "sub-01/eeg/sub-01_task-rest_run-1_desc-bandpower_timeseries.tsv",
         "sub-02/eeg/sub-02_task-rest_run-1_desc-stft_spectrogram.h5",

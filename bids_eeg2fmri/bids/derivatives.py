@@ -42,6 +42,7 @@ _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 # (boldref, confound and band-power time series are reported as NOT_INCLUDED). Folder patterns
 # carry no trailing slash: bids-validator-deno 3 does not match "figures/" against a folder.
 BIDSIGNORE = ("*_spectrogram.h5", "*_spectrogram.json", "*_eeg.fif", "*_desc-preproc_eeg.json",
+              "*_desc-preproc_channels.tsv", "*_desc-preproc_events.tsv",
               "*.html", "**/figures", "models", "group", "logs", "*_xfm.*", "*_boldref.nii.gz",
               "*_boldref.json", "*_timeseries.tsv", "*_timeseries.json")
 
@@ -273,8 +274,54 @@ def container_info() -> dict[str, str] | None:
     return info
 
 
+def source_uri(source_file: str | os.PathLike, dataset: str = "raw") -> str:
+    """``bids:<dataset>:sub-XX/[ses-YY/]<datatype>/<name>``: the BIDS URI of an input file.
+
+    ``dataset`` names an entry of ``DatasetLinks`` (:func:`write_dataset_description`): ``raw``
+    for the BIDS input, ``eeg``/``fmriprep`` for ``--eeg-derivatives``/``--fmri-derivatives``.
+    The path is taken from the first ``sub-`` folder on, so no absolute path is ever written.
+    """
+    parts = Path(source_file).parts
+    start = next((i for i, p in enumerate(parts) if p.startswith("sub-")), len(parts) - 1)
+    if start == len(parts) - 1 and len(parts) > 1 and parts[-2].startswith("sub-"):
+        start = len(parts) - 2
+    return f"bids:{dataset}:" + "/".join(parts[start:])
+
+
+def write_participants(out_dir: str | os.PathLike, bids_dir: str | os.PathLike) -> Path | None:
+    """``participants.tsv`` of the derivatives: the input's (or its ``sub-*`` folders).
+
+    Readers such as ``mne_bids.read_raw_bids`` warn without it. Every participant of the input is
+    listed, so parallel participant-level jobs all write the same file.
+    """
+    src = Path(bids_dir) / "participants.tsv"
+    if src.is_file():
+        text = src.read_text()
+    else:
+        subs = sorted(p.name for p in Path(bids_dir).glob("sub-*") if p.is_dir())
+        if not subs:
+            return None
+        text = "participant_id\n" + "".join(f"{s}\n" for s in subs)
+    dest = Path(out_dir) / "participants.tsv"
+    if not dest.is_file() or dest.read_text() != text:
+        atomic_write_text(dest, text)
+    return dest
+
+
+def dataset_links(raw: str | os.PathLike, eeg: str | os.PathLike | None = None,
+                  fmriprep: str | os.PathLike | None = None) -> dict[str, str | os.PathLike]:
+    """The ``DatasetLinks`` of a run: the BIDS input and the derivative inputs that were given."""
+    links: dict[str, str | os.PathLike] = {"raw": raw}
+    if eeg is not None:
+        links["eeg"] = eeg
+    if fmriprep is not None:
+        links["fmriprep"] = fmriprep
+    return links
+
+
 def write_dataset_description(out_dir: str | os.PathLike, source_dirs: list[str | os.PathLike],
-                              *, name: str = "bids_eeg2fmri derivatives") -> Path:
+                              *, name: str = "bids_eeg2fmri derivatives",
+                              links: dict[str, str | os.PathLike] | None = None) -> Path:
     """Write ``dataset_description.json`` of the derivatives dataset.
 
     Parameters
@@ -285,6 +332,9 @@ def write_dataset_description(out_dir: str | os.PathLike, source_dirs: list[str 
         Input datasets, recorded as ``SourceDatasets`` URLs.
     name
         Dataset name.
+    links
+        ``DatasetLinks``: name → dataset folder, resolving the ``bids:<name>:`` URIs of the
+        sidecars' ``Sources``. By default ``raw`` is the first source dataset.
 
     Returns
     -------
@@ -302,8 +352,14 @@ def write_dataset_description(out_dir: str | os.PathLike, source_dirs: list[str 
         "GeneratedBy": [generated],
         "SourceDatasets": [{"URL": Path(os.path.abspath(d)).as_uri()} for d in source_dirs],
     }
+    if links is None and source_dirs:
+        links = {"raw": source_dirs[0]}
+    if links:
+        desc["DatasetLinks"] = {k: Path(os.path.abspath(v)).as_uri() for k, v in links.items()}
     out = Path(out_dir)
     write_json(out / "dataset_description.json", desc)
+    if source_dirs:
+        write_participants(out, source_dirs[0])
     ignore = out / ".bidsignore"
     present = set(ignore.read_text().splitlines()) if ignore.exists() else set()
     if not set(BIDSIGNORE) <= present:

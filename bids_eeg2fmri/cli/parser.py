@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stft-taper", dest="stft_taper", metavar="NAME",
                    help="scipy.signal window of the STFT frames (default hann)")
     g.add_argument("--stft-scale", dest="stft_scale", choices=("log-power", "magnitude"))
+    g.add_argument("--eeg-output-format", dest="eeg_output_format", choices=("brainvision", "fif"),
+                   help="file format of the cleaned EEG (desc-preproc_eeg): BrainVision (BIDS "
+                        "EEG, the default) or FIF")
     g.add_argument("--stft-context", dest="stft_context", type=_positive_int, metavar="N_TR",
                    help="extend each volume's STFT segment back over N preceding TRs (default 0)")
     g = p.add_argument_group("group level: models and cross-validation")

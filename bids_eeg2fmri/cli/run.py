@@ -8,7 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from ..bids.derivatives import remove_stale_temporaries, write_dataset_description
+from ..bids.derivatives import dataset_links, remove_stale_temporaries, write_dataset_description
 from ..bids.eegderivatives import check_eeg_derivatives
 from ..bids.filters import check_filters
 from ..bids.fmriprep import check_fmri_derivatives
@@ -128,7 +128,8 @@ def run_participant(config: Config) -> ExitCode:
     # writing their own temporaries into the same output folder right now.
     for plan in plans:
         _clean_interrupted(ex.output_dir / f"sub-{plan.subject}")
-    write_dataset_description(ex.output_dir, [ex.bids_dir])
+    write_dataset_description(ex.output_dir, [ex.bids_dir], links=dataset_links(
+        ex.bids_dir, config.eeg.eeg_derivatives, config.fmri.fmri_derivatives))
     save_config(config)
     if ex.dry_run:
         return ExitCode.OK

@@ -103,7 +103,7 @@ def channel_positions(names: Sequence[str], recordings: Sequence[str | os.PathLi
     names
         Channel names.
     recordings
-        ``desc-preproc_eeg.fif`` files whose info may carry positions (header, electrodes.tsv).
+        ``desc-preproc_eeg`` files (``.vhdr``/``.fif``) whose info may carry positions.
 
     Returns
     -------
@@ -118,7 +118,8 @@ def channel_positions(names: Sequence[str], recordings: Sequence[str | os.PathLi
     for path in recordings:
         if not Path(path).is_file():
             continue
-        info = mne.io.read_info(path, verbose=False)
+        info = (mne.io.read_info(path, verbose=False) if Path(path).suffix == ".fif" else
+                mne.io.read_raw(path, preload=False, verbose=False).info)
         for ch in info["chs"]:
             loc = np.asarray(ch["loc"][:3], float)
             if ch["ch_name"] in names and ch["ch_name"] not in pos and np.isfinite(loc).all() \
@@ -229,9 +230,11 @@ def spectrogram_channels(path: str | os.PathLike) -> list[str]:
 
 
 def preproc_eeg_of(spectrogram: str | os.PathLike) -> Path:
-    """The ``desc-preproc_eeg.fif`` written beside a spectrogram (it carries the positions)."""
+    """The ``desc-preproc_eeg`` (``.vhdr``, else ``.fif``) written beside a spectrogram."""
     p = Path(spectrogram)
-    return p.with_name(p.name.replace("_desc-stft_spectrogram.h5", "_desc-preproc_eeg.fif"))
+    stem = p.name.replace("_desc-stft_spectrogram.h5", "_desc-preproc_eeg")
+    vhdr = p.with_name(stem + ".vhdr")
+    return vhdr if vhdr.exists() else p.with_name(stem + ".fif")
 
 
 def montage_for_runs(spectrograms: Mapping[str, str | os.PathLike], mode: str

@@ -104,8 +104,8 @@ class RunArrays:
 
     @property
     def key(self) -> str:
-        """``sub-<subject>_run-<run>``, the run's name in messages and tables."""
-        return f"sub-{self.subject}_run-{self.run}"
+        """``sub-<subject>_<entities>`` (the run label may already be ``task-rest_run-1``)."""
+        return f"sub-{self.subject}_" + (self.run if "-" in str(self.run) else f"run-{self.run}")
 
     @property
     def n_volumes(self) -> int:

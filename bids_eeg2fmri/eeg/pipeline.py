@@ -19,6 +19,7 @@ import h5py
 import mne
 import numpy as np
 
+from ..bids.derivatives import source_uri
 from . import artifacts, filtering, segments, spectral, triggers
 from . import coverage as coverage_mod
 from ..config import EEGConfig
@@ -86,7 +87,7 @@ def clean_eeg(path: str | os.PathLike, options: EEGConfig, *, tr: float | None,
         onsets.samples, onsets.first_volume, n_times=raw.n_times, sfreq=sfreq_in, tr=tr_used,
         n_volumes=n_volumes, min_fraction=options.min_eeg_coverage, path=path)
     prov: dict[str, Any] = {
-        "Sources": [str(path)],
+        "Sources": [source_uri(path, "eeg" if is_derivative else "raw")],
         "EEGIsDerivative": is_derivative,
         "OriginalSamplingFrequency": sfreq_in,
         "VolumeOnsetSource": onsets.source,
@@ -214,6 +215,33 @@ def spectral_features(raw: mne.io.BaseRaw, onsets: np.ndarray, tr: float,
                           table, own.volume_indices, own.onsets, meta)
 
 
+# netCDF-4 dimension (coordinate) of each spectrogram axis and the dataset that holds its values.
+SPECTROGRAM_DIMS = (("volume", "volume_indices"), ("channel", "channels"),
+                    ("frequency", "frequencies"), ("frame", "frame_times"))
+
+
+def attach_dimension_scales(h5: h5py.File) -> None:
+    """Make the spectrogram file netCDF-4: named HDF5 dimension scales on every dataset.
+
+    Each axis gets a coordinate dataset named after it (``volume``, ``channel``, ``frequency``,
+    ``frame``) marked as a dimension scale and attached to the matching axis of ``spectrogram``
+    and of the 1-D datasets, so ``xarray.open_dataset(path, engine="h5netcdf")`` shows named
+    coordinates instead of ``phony_dim_N``. The older dataset names stay for existing readers.
+    """
+    for dim, source in SPECTROGRAM_DIMS:
+        values = h5[source][()]
+        scale = h5.create_dataset(dim, data=values, dtype=h5[source].dtype)
+        scale.make_scale(dim)
+        h5[source].dims[0].attach_scale(scale)
+        h5["spectrogram"].dims[[d for d, _ in SPECTROGRAM_DIMS].index(dim)].attach_scale(scale)
+    h5["volume_onsets"].dims[0].attach_scale(h5["volume"])
+    h5["volume"].attrs["long_name"] = "0-based BOLD volume index"
+    h5["frequency"].attrs["units"] = "Hz"
+    h5["frame"].attrs["units"] = "s"
+    h5["frame"].attrs["long_name"] = "frame centre from the segment start"
+    h5["volume_onsets"].attrs["units"] = "s"
+
+
 def write_spectrogram_h5(path: str | os.PathLike, res: SpectralResult, scale: str) -> dict:
     """Write the spectrogram HDF5 file; return its JSON sidecar content."""
     unit = "uV" if scale == "magnitude" else "dB re 1 uV^2"
@@ -228,6 +256,7 @@ def write_spectrogram_h5(path: str | os.PathLike, res: SpectralResult, scale: st
         h5.create_dataset("channels", data=np.array(res.channels, dtype=h5py.string_dtype()))
         h5.create_dataset("volume_indices", data=res.spec_volumes)
         h5.create_dataset("volume_onsets", data=res.spec_onsets)
+        attach_dimension_scales(h5)
     return {
         "Description": "Per-TR short-time Fourier transform of the preprocessed EEG",
         "Axes": ["volume", "channel", "frequency", "frame"],

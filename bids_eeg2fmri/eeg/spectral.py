@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.signal import get_window
+from scipy import signal
 
 SCALES = ("log-power", "magnitude")
 # Floor under power before taking the log, in µV²: far below any EEG value, keeps log finite on
@@ -97,14 +97,11 @@ def frame_params(sfreq: float, window: float, overlap: float) -> tuple[int, int]
     return nperseg, noverlap
 
 
-def _frames(x: np.ndarray, nperseg: int, noverlap: int) -> np.ndarray:
-    """View of ``x`` (..., n) as frames (..., n_frames, nperseg) without copying."""
-    step = nperseg - noverlap
+def _check_length(x: np.ndarray, nperseg: int) -> None:
+    # scipy would shorten the window to the segment silently; a short segment is our error.
     if x.shape[-1] < nperseg:
         raise ValueError(f"segment of {x.shape[-1]} samples is shorter than the STFT window "
                          f"({nperseg} samples)")
-    view = np.lib.stride_tricks.sliding_window_view(x, nperseg, axis=-1)
-    return view[..., ::step, :]
 
 
 def stft_segments(segments: np.ndarray, sfreq: float, *, window: float = 1.0,
@@ -135,16 +132,15 @@ def stft_segments(segments: np.ndarray, sfreq: float, *, window: float = 1.0,
         Frame centres in seconds from the segment start.
     """
     nperseg, noverlap = frame_params(sfreq, window, overlap)
-    win = get_window(taper, nperseg)
-    frames = _frames(np.asarray(segments, float), nperseg, noverlap)
-    spec = np.fft.rfft(frames * win, axis=-1) / win.sum()
-    freqs = np.fft.rfftfreq(nperseg, 1.0 / sfreq)
+    x = np.asarray(segments, float)
+    _check_length(x, nperseg)
+    freqs, times, spec = signal.stft(x, sfreq, window=taper, nperseg=nperseg, noverlap=noverlap,
+                                     detrend=False, boundary=None, padded=False,
+                                     scaling="spectrum", axis=-1)
     if fmax is not None:
         keep = freqs <= fmax + 1e-9
-        spec, freqs = spec[..., keep], freqs[keep]
-    step = nperseg - noverlap
-    times = (np.arange(frames.shape[-2]) * step + nperseg / 2) / sfreq
-    return np.swapaxes(spec, -1, -2), freqs, times
+        spec, freqs = spec[..., keep, :], freqs[keep]
+    return spec, freqs, times
 
 
 def spectrogram(segments: np.ndarray, sfreq: float, *, window: float = 1.0, overlap: float = 0.5,
@@ -192,21 +188,16 @@ def welch_psd(segments: np.ndarray, sfreq: float, *, window: float = 1.0, overla
     Returns
     -------
     psd : ndarray
-        ``(..., n_freqs)`` in (input unit)²/Hz: the mean over frames of the density-scaled
-        periodogram, as ``scipy.signal.welch(..., detrend=False)`` computes it.
+        ``(..., n_freqs)`` in (input unit)²/Hz: ``scipy.signal.welch(..., detrend=False)``.
     freqs : ndarray
         Frequencies in Hz.
     """
     nperseg, noverlap = frame_params(sfreq, window, overlap)
-    win = get_window(taper, nperseg)
-    frames = _frames(np.asarray(segments, float), nperseg, noverlap)
-    power = np.abs(np.fft.rfft(frames * win, axis=-1)) ** 2 / (sfreq * np.sum(win ** 2))
-    # One-sided spectrum: every bin but DC (and Nyquist for even lengths) carries both signs.
-    if nperseg % 2:
-        power[..., 1:] *= 2
-    else:
-        power[..., 1:-1] *= 2
-    return power.mean(axis=-2), np.fft.rfftfreq(nperseg, 1.0 / sfreq)
+    x = np.asarray(segments, float)
+    _check_length(x, nperseg)
+    freqs, psd = signal.welch(x, sfreq, window=taper, nperseg=nperseg, noverlap=noverlap,
+                              detrend=False, scaling="density", average="mean", axis=-1)
+    return psd, freqs
 
 
 def band_power(psd: np.ndarray, freqs: np.ndarray,

@@ -9,6 +9,11 @@ Definitions follow fMRIPrep/nipype so that our tables read like theirs:
   series so the median voxel mean is 1000 (nipype ``ComputeDVARS``).
 * ``std_dvars`` — DVARS divided by its expected value under stationarity, estimated per voxel
   from a robust (IQR) standard deviation and the lag-1 autocorrelation (Nichols 2013).
+
+DVARS is computed here, not by ``nipype.algorithms.confounds.compute_dvars``: measured with nipype
+1.11, that function imports ``nitime`` for the AR(1) fit (not one of our dependencies:
+ModuleNotFoundError), and it reads NIfTI files and holds the whole series in float64, while ours
+takes the masked matrix already in memory and works in voxel chunks.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .motion import PARAM_NAMES
+from .motion import PARAM_NAMES, params_to_matrices
+from .tissue import expand
 
 HEAD_RADIUS_MM = 50.0
+# Jenkinson (2002) RMS deviation is averaged over a sphere of this radius (FSL's and fMRIPrep's).
+RMSD_RADIUS_MM = 80.0
 # IQR of a standard normal distribution: turns an interquartile range into a standard deviation.
 IQR_TO_SD = 1.349
 INTENSITY_SCALE = 1000.0
@@ -44,6 +52,9 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, Any]] = {
                        "changes of the translations and of the rotations as arc length on a 50 mm "
                        "sphere; n/a for the first volume", "Units": "mm",
         "HeadRadius": HEAD_RADIUS_MM},
+    "rmsd": {"Description": "Root mean square deviation (Jenkinson 2002) of the head position "
+                            "from the previous volume over an 80 mm sphere; n/a for the first "
+                            "volume", "Units": "mm"},
     "dvars": {"Description": "DVARS: root mean square over brain voxels of the volume-to-volume "
                              "signal change, series scaled to a median voxel mean of 1000; n/a for "
                              "the first volume", "Units": "arbitrary (1000 = median brain signal)"},
@@ -59,6 +70,29 @@ def framewise_displacement(params: np.ndarray, radius: float = HEAD_RADIUS_MM) -
     diff = np.abs(np.diff(params, axis=0))
     fd = diff[:, :3].sum(axis=1) + radius * diff[:, 3:].sum(axis=1)
     return np.concatenate([[np.nan], fd])
+
+
+def rmsd(params: np.ndarray, radius: float = RMSD_RADIUS_MM) -> np.ndarray:
+    """Volume-to-volume RMS deviation (Jenkinson 2002) of ``(t, 6)`` motion parameters; NaN first.
+
+    For ``M_i inv(M_{i-1}) - I = [A t]`` about the rotation centre the mean squared displacement
+    of the points of a sphere of radius ``R`` is ``R^2/5 tr(A^T A) + t^T t``.
+    """
+    mats = params_to_matrices(np.asarray(params, dtype=float), np.zeros(3))
+    rel = mats[1:] @ np.linalg.inv(mats[:-1]) - np.eye(4)
+    a, t = rel[:, :3, :3], rel[:, :3, 3]
+    msd = radius ** 2 / 5.0 * np.einsum("nij,nij->n", a, a) + np.sum(t ** 2, axis=1)
+    return np.concatenate([[np.nan], np.sqrt(msd)])
+
+
+def non_steady_table(n_volumes: int, n_non_steady: int) -> pd.DataFrame:
+    """fMRIPrep's ``non_steady_state_outlierNN`` columns: one indicator column per flagged volume."""
+    cols = {}
+    for k in range(int(n_non_steady)):
+        col = np.zeros(n_volumes)
+        col[k] = 1.0
+        cols[f"non_steady_state_outlier{k:02d}"] = col
+    return pd.DataFrame(cols, index=range(n_volumes))
 
 
 def dvars(data: np.ndarray, mask: np.ndarray | None = None, chunk: int = 20000
@@ -114,10 +148,11 @@ def dvars(data: np.ndarray, mask: np.ndarray | None = None, chunk: int = 20000
 
 
 def motion_table(params: np.ndarray) -> pd.DataFrame:
-    """Motion parameters and framewise displacement, one row per volume."""
+    """Motion parameters (with fMRIPrep's expansions), FD and RMSD, one row per volume."""
     params = np.asarray(params, dtype=float)
-    table = pd.DataFrame(params, columns=list(PARAM_NAMES))
+    table = expand(pd.DataFrame(params, columns=list(PARAM_NAMES)), list(PARAM_NAMES))
     table["framewise_displacement"] = framewise_displacement(params)
+    table["rmsd"] = rmsd(params)
     return table
 
 
@@ -136,6 +171,25 @@ def write_confounds_tsv(table: pd.DataFrame, path: str | os.PathLike) -> None:
     table.to_csv(path, sep="\t", index=False, na_rep="n/a", float_format="%.8g")
 
 
-def confounds_sidecar(columns: list[str]) -> dict[str, Any]:
-    """JSON sidecar describing each column of a confounds table."""
-    return {name: COLUMN_DESCRIPTIONS[name] for name in columns if name in COLUMN_DESCRIPTIONS}
+def confounds_sidecar(columns: list[str], extra: dict[str, dict[str, Any]] | None = None
+                      ) -> dict[str, Any]:
+    """JSON sidecar describing each column of a confounds table.
+
+    ``extra`` holds descriptions of other columns (the tissue confounds, CompCor metadata). The
+    expansions of a described column are described from it.
+    """
+    known = {**COLUMN_DESCRIPTIONS, **(extra or {})}
+    out: dict[str, Any] = {}
+    for name in columns:
+        if name in known:
+            out[name] = known[name]
+            continue
+        base, _, suffix = name.partition("_derivative1")
+        kind = "derivative1" + suffix if _ else None
+        if kind is None and name.endswith("_power2"):
+            base, kind = name[: -len("_power2")], "power2"
+        if kind and base in known:
+            out[name] = {**known[base], "Description": f"{kind} expansion of {base}"}
+        elif name.startswith("non_steady_state_outlier"):
+            out[name] = {"Description": "Indicator of a non-steady-state volume at the run start"}
+    return out

@@ -23,6 +23,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from ..bids.derivatives import source_uri
 from ..errors import DataError
 from ..resources.templates import TEMPLATE_SPACE, template_grid
 from . import masking
@@ -158,7 +159,8 @@ def import_fmriprep(files: dict[str, str | None], out_dir: str | os.PathLike, *,
         "Interpolation": "nilearn resample_img (3rd-order spline) by world coordinates from "
                          f"fMRIPrep's {space} grid, no template-to-template warp",
         "SmoothingFWHM": float(fwhm), "HighPassCutoffHz": float(high_pass),
-        "FMRIPrep": {"Sources": [os.fspath(bold_path), os.fspath(mask_path), os.fspath(conf_path)],
+        "FMRIPrep": {"Sources": [source_uri(p, "fmriprep")
+                                 for p in (bold_path, mask_path, conf_path)],
                      "SliceTimingCorrected": meta_in.get("SliceTimingCorrected")},
     }
     if meta_in.get("TaskName"):

@@ -8,6 +8,10 @@ The shift is a phase ramp in the frequency domain (exact band-limited interpolat
 keep the circular FFT from wrapping the end of the series onto its start: the linear trend is
 removed before the transform and added back at the shifted times, and the detrended series is
 padded on both sides by point-symmetric reflection tapered to zero.
+
+Written here because no library we depend on does it in Python: nilearn has no slice-timing
+correction, and nipype only wraps FSL ``slicetimer``, AFNI ``3dTshift`` and SPM, binaries the image
+does not ship (the Dockerfile installs only Python and libgomp).
 """
 
 from __future__ import annotations

@@ -15,10 +15,11 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from ..bids.derivatives import source_uri
 from ..errors import DataError
 from ..resources.templates import template_grid
 from . import confounds as conf
-from . import masking, model_ready, motion, registration, slice_timing
+from . import masking, model_ready, motion, registration, slice_timing, tissue
 from . import resample as resampling
 from .antsutil import affine_to_ants_geometry, itk_text, parse_itk_text
 from .dummy import detect_dummy_scans
@@ -170,7 +171,9 @@ def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
     -------
     dict
         Paths ``preproc`` (4-D .nii.gz), ``mask`` (.nii.gz), ``model`` (.nii.gz or ``None``),
-        ``dvars`` (.tsv with dvars, std_dvars) and the ``mask_voxels`` count.
+        ``dvars`` (.tsv with dvars, std_dvars), ``tissue`` (.tsv of :func:`tissue.tissue_confounds`
+        computed before smoothing and filtering), ``tissue_meta`` (its column metadata, .json) and the
+        ``mask_voxels`` count.
     """
     out_dir = Path(out_dir)
     img = nib.load(os.fspath(in_file))
@@ -186,15 +189,20 @@ def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
     mask = resampling.unmask(keep, tmask)
     values = values[keep]
     dv, std_dv = conf.dvars(values)
+    tissue_table, tissue_meta = tissue.tissue_confounds(values, mask, affine, tr)
     values = masking.high_pass(masking.smooth_masked(values, mask, affine, fwhm), tr, high_pass)
     out: dict[str, Any] = {"preproc": out_dir / "preproc_bold.nii.gz",
                            "mask": out_dir / "brain_mask.nii.gz", "model": None,
-                           "dvars": out_dir / "dvars.tsv", "mask_voxels": int(keep.sum())}
+                           "dvars": out_dir / "dvars.tsv", "mask_voxels": int(keep.sum()),
+                           "tissue": out_dir / "tissue_confounds.tsv",
+                           "tissue_meta": out_dir / "tissue_confounds.json"}
     write_masked_series(out["preproc"], values, mask, affine, tr)
     nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine,
                              series_header(mask.shape, affine, None, dtype=np.uint8)), out["mask"])
     np.savetxt(out["dvars"], np.column_stack([dv, std_dv]), delimiter="\t",
                header="dvars\tstd_dvars", comments="")
+    conf.write_confounds_tsv(tissue_table, out["tissue"])
+    out["tissue_meta"].write_text(json.dumps(tissue_meta, indent=2))
     del values
     if model_res:
         mshape, maffine = template_grid(model_res)
@@ -211,25 +219,32 @@ def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
 
 
 def confounds(params_file: str | os.PathLike, dvars_file: str | os.PathLike,
-              out_dir: str | os.PathLike) -> dict[str, str]:
-    """Assemble the confounds table (.tsv) and its column descriptions (.json)."""
+              out_dir: str | os.PathLike, tissue_file: str | os.PathLike | None = None,
+              tissue_meta: str | os.PathLike | None = None, n_non_steady: int = 0
+              ) -> dict[str, str]:
+    """Assemble the confounds table (.tsv) and its column descriptions (.json).
+
+    ``tissue_file`` and ``tissue_meta`` are :func:`resample`'s tissue table and its metadata;
+    ``n_non_steady`` leading volumes get fMRIPrep's ``non_steady_state_outlierNN`` columns.
+    """
+    import pandas as pd
+
     out_dir = Path(out_dir)
     params = np.loadtxt(params_file, delimiter="\t", skiprows=1, ndmin=2)
     dv = np.loadtxt(dvars_file, delimiter="\t", skiprows=1, ndmin=2)
     table = conf.motion_table(params)
     table["dvars"] = dv[:, 0]
     table["std_dvars"] = dv[:, 1]
+    extra: dict[str, Any] = {}
+    if tissue_file is not None:
+        table = pd.concat([table, pd.read_csv(tissue_file, sep="\t", na_values="n/a")], axis=1)
+        extra = json.loads(Path(tissue_meta).read_text()) if tissue_meta else {}
+    if n_non_steady:
+        table = pd.concat([table, conf.non_steady_table(len(table), n_non_steady)], axis=1)
     tsv, js = out_dir / "confounds.tsv", out_dir / "confounds.json"
     conf.write_confounds_tsv(table, tsv)
-    js.write_text(json.dumps(conf.confounds_sidecar(list(table.columns)), indent=2))
+    js.write_text(json.dumps(conf.confounds_sidecar(list(table.columns), extra), indent=2))
     return {"tsv": os.fspath(tsv), "json": os.fspath(js)}
-
-
-def _source_uri(source_file: str | os.PathLike) -> str:
-    """``bids:raw:sub-XX/[ses-YY/]func/<name>``, the BIDS URI of a raw file."""
-    parts = Path(source_file).parts
-    start = next((i for i, p in enumerate(parts) if p.startswith("sub-")), len(parts) - 1)
-    return "bids:raw:" + "/".join(parts[start:])
 
 
 def sidecar(kind: str, *, source_file: str | os.PathLike, info: dict[str, Any],
@@ -252,7 +267,7 @@ def sidecar(kind: str, *, source_file: str | os.PathLike, info: dict[str, Any],
     """
     settings = settings or {}
     options = options or {}
-    src = [_source_uri(source_file)]
+    src = [source_uri(source_file)]
     meta = info.get("metadata", {})
     dummies = {"NumberOfVolumesDiscardedByUser": int(info["dummy_scans"]),
                "DummyScans": {"Count": int(info["dummy_scans"]),

@@ -193,7 +193,8 @@ def _write_outputs(config: Config, direction: str, data: GroupData, res: Directi
             data={**data.describe(), "NumberOfSamples": n_samples}, window=window,
             train=asdict(TrainConfig.from_config(config)), cv=cv_summary(table, gr.cv),
             config={k: v for k, v in config.to_dict()["group"].items()},
-            model_file=folder / C.MODEL_FILE, entry=entry)
+            model_file=folder / C.MODEL_FILE, entry=entry,
+            dataset=C.dataset_identity(config.execution.bids_dir))
         C.write_model_folder(folder, fitted, labels, data.affine, card)
         res.model_dirs[name] = folder
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     traits)
 
-from ..bids.derivatives import parse_entities
+from ..bids.derivatives import parse_entities, source_uri
 
 
 def _options(d: dict, interface: type) -> SimpleNamespace:
@@ -154,7 +154,7 @@ class EEGSidecar(SimpleInterface):
             report = {k: v for k, v in report.items() if k in self.inputs.keep}
         ents = parse_entities(self.inputs.source_file)
         meta = {**report, **dict(self.inputs.extra)}
-        meta.setdefault("Sources", [os.fspath(self.inputs.source_file)])
+        meta.setdefault("Sources", [source_uri(self.inputs.source_file)])
         if "task" in ents:
             meta.setdefault("TaskName", ents["task"])
         self._results["metadata"] = meta

@@ -121,6 +121,8 @@ class _ResampleOutput(TraitedSpec):
     mask = File(exists=True)
     model = traits.Either(None, File(exists=True))
     dvars = File(exists=True)
+    tissue = File(exists=True, desc="tissue confounds (global, WM, CSF, CompCor, cosines)")
+    tissue_meta = File(exists=True, desc="their column metadata (.json)")
 
 
 class ResampleToMNI(SimpleInterface):
@@ -134,7 +136,8 @@ class ResampleToMNI(SimpleInterface):
         out = stages.resample(i.in_file, i.hmc_xfm, i.field, runtime.cwd, output_res=i.output_res,
                               fwhm=i.fwhm, high_pass=i.high_pass, model_res=i.model_res,
                               n_procs=i.n_procs)
-        self._results.update({k: out[k] for k in ("preproc", "mask", "model", "dvars")})
+        self._results.update({k: out[k] for k in ("preproc", "mask", "model", "dvars",
+                                                          "tissue", "tissue_meta")})
         return runtime
 
 
@@ -142,6 +145,8 @@ class ResampleToMNI(SimpleInterface):
 class _ConfInput(BaseInterfaceInputSpec):
     motion_params = File(exists=True, mandatory=True)
     dvars = File(exists=True, mandatory=True)
+    tissue = File(exists=True, desc="ResampleToMNI's tissue confounds")
+    tissue_meta = File(exists=True, desc="their column metadata (.json)")
 
 
 class _ConfOutput(TraitedSpec):
@@ -158,7 +163,9 @@ class Confounds(SimpleInterface):
     def _run_interface(self, runtime):
         import json
 
-        out = stages.confounds(self.inputs.motion_params, self.inputs.dvars, runtime.cwd)
+        out = stages.confounds(self.inputs.motion_params, self.inputs.dvars, runtime.cwd,
+                               tissue_file=_opt(self.inputs.tissue),
+                               tissue_meta=_opt(self.inputs.tissue_meta))
         self._results["tsv"] = out["tsv"]
         self._results["metadata"] = json.loads(Path(out["json"]).read_text())
         return runtime

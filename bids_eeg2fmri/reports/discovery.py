@@ -23,7 +23,7 @@ _ROLES: dict[str, tuple[str, dict[str, str], str, tuple[str, ...]]] = {
     "mni_xfm": ("func", {"from": "boldref"}, "xfm", (".nii.gz", ".h5")),
     "model_bold": ("func", {"desc": "model"}, "bold", (".nii.gz", ".nii")),
     "synth_bold": ("func", {"desc": "synth"}, "bold", (".nii.gz", ".nii")),
-    "preproc_eeg": ("eeg", {"desc": "preproc"}, "eeg", (".fif",)),
+    "preproc_eeg": ("eeg", {"desc": "preproc"}, "eeg", (".vhdr", ".fif")),
     "spectrogram": ("eeg", {"desc": "stft"}, "spectrogram", (".h5",)),
     "bandpower": ("eeg", {"desc": "bandpower"}, "timeseries", (".tsv",)),
     "synth_spectrogram": ("eeg", {"desc": "synth"}, "spectrogram", (".h5",)),

@@ -111,7 +111,7 @@ _ROLE_NAMES = {
     "mni_xfm": "the boldref→MNI transform (from-boldref_to-MNI152NLin2009aSym_xfm)",
     "model_bold": "the model-ready BOLD (desc-model_bold)",
     "synth_bold": "a synthesized BOLD (desc-synth_bold)",
-    "preproc_eeg": "the preprocessed EEG (desc-preproc_eeg.fif)",
+    "preproc_eeg": "the preprocessed EEG (desc-preproc_eeg.vhdr or .fif)",
     "spectrogram": "the spectrogram (desc-stft_spectrogram.h5)",
     "bandpower": "the band-power table (desc-bandpower_timeseries.tsv)",
     "synth_spectrogram": "a synthesized spectrogram (desc-synth_spectrogram.h5)",

@@ -136,9 +136,15 @@ def dct_basis(n: int, tr: float, period: float = HIGHPASS_PERIOD) -> np.ndarray:
 
 def detrend(y: np.ndarray, tr: float) -> np.ndarray:
     """Remove the mean and the DCT drift regressors from the columns of ``y`` (n, R)."""
-    basis = np.column_stack([np.ones(y.shape[0]), dct_basis(y.shape[0], tr)])
-    beta, *_ = np.linalg.lstsq(basis, y, rcond=None)
-    return y - basis @ beta
+    y = np.asarray(y, dtype=float)
+    if dct_basis(y.shape[0], tr).shape[1] == 0:
+        return y - y.mean(axis=0)
+    from nilearn.signal import clean
+
+    # nilearn's cosine filter keeps the mean: remove it after.
+    out = clean(y, detrend=False, standardize=None, filter="cosine", high_pass=1.0 / HIGHPASS_PERIOD,
+                t_r=tr, standardize_confounds=False)
+    return out - out.mean(axis=0)
 
 
 @dataclass

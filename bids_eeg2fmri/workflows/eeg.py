@@ -11,6 +11,7 @@ from nipype.pipeline import engine as pe
 from ..errors import UsageError
 from ..interfaces.derivatives import SaveDerivative
 from ..interfaces.eeg import CleanEEG, EEGSidecar, EEGSpectral, node_options
+from ..interfaces.eegexport import SavePreprocEEG
 
 
 def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
@@ -40,7 +41,7 @@ def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
     Outputs
     -------
     preproc_eeg, spectrogram, bandpower
-        Paths of ``desc-preproc_eeg.fif``, ``desc-stft_spectrogram.h5`` and
+        Paths of ``desc-preproc_eeg.vhdr`` (``.fif`` with ``--eeg-output-format fif``), ``desc-stft_spectrogram.h5`` and
         ``desc-bandpower_timeseries.tsv`` in the derivatives dataset.
     clean_report
         JSON of what every cleaning stage did (for reports).
@@ -85,8 +86,8 @@ def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
     meta_tsv = pe.Node(EEGSidecar(keep=["Sources", "BadChannels"]), name="meta_bandpower")
 
     common = {"out_dir": str(out_dir), "datatype": "eeg"}
-    ds_fif = pe.Node(SaveDerivative(suffix="eeg", extension=".fif",
-                                    entities={"desc": "preproc"}, **common), name="ds_preproc_eeg")
+    ds_fif = pe.Node(SavePreprocEEG(out_dir=str(out_dir), output_format=config.eeg.eeg_output_format),
+                     name="ds_preproc_eeg")
     ds_h5 = pe.Node(SaveDerivative(suffix="spectrogram", extension=".h5",
                                    entities={"desc": "stft"}, **common), name="ds_spectrogram")
     ds_tsv = pe.Node(SaveDerivative(suffix="timeseries", extension=".tsv",
@@ -104,7 +105,8 @@ def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
         (inputnode, meta_tsv, [("eeg_file", "source_file")]),
         (spectral, meta_h5, [("h5_metadata", "extra")]),
         (spectral, meta_tsv, [("tsv_metadata", "extra")]),
-        (clean, ds_fif, [("out_fif", "in_file")]),
+        (clean, ds_fif, [("out_fif", "in_fif"), ("out_report", "report"),
+                         ("first_volume", "first_volume")]),
         (meta_fif, ds_fif, [("metadata", "metadata")]),
         (spectral, ds_h5, [("out_h5", "in_file")]),
         (meta_h5, ds_h5, [("metadata", "metadata")]),

@@ -7,7 +7,7 @@
       └ hmc (on the original series: boldref, rigid per-volume registration) ┐
               └ register (boldref → MNI, optional via T1w)             │
                   └ resample (one shot: hmc ∘ affine ∘ warp; mask; model-ready)
-                      └ confounds (motion, FD, DVARS) ◄────────────────┘
+                      └ confounds (motion, FD, DVARS, tissue) ◄────────────────┘
       derivatives: boldref, hmc and MNI transforms, preproc BOLD, brain mask, confounds, model BOLD
 """
 
@@ -127,7 +127,8 @@ def init_fmri_preproc_wf(*, config, metadata: Mapping[str, Any] | None = None,
         (hmc, resample, [("hmc_xfm", "hmc_xfm")]),
         (register, resample, [("field", "field")]),
         (hmc, confounds, [("motion_params", "motion_params")]),
-        (resample, confounds, [("dvars", "dvars")]),
+        (resample, confounds, [("dvars", "dvars"), ("tissue", "tissue"),
+                                ("tissue_meta", "tissue_meta")]),
         (resample, ds["preproc"], [("preproc", "in_file")]),
         (resample, ds["mask"], [("mask", "in_file")]),
         (hmc, ds["boldref"], [("boldref", "in_file")]),

@@ -8,6 +8,11 @@ there are at least three, otherwise buffered time blocks), by default separately
 set by the noise targets and shrinks the signal ones to nothing, as voxel-wise encoding models
 have long found. One eigendecomposition per inner fold gives the solutions for the whole alpha
 grid. The baseline every deep model must beat.
+
+Kept instead of :class:`sklearn.linear_model.RidgeCV` (measured, scikit-learn 1.9.1):
+``RidgeCV(alpha_per_target=True, cv=<folds>)`` raises "cv!=None and alpha_per_target=True are
+incompatible", and its only per-target mode (efficient leave-one-out) scores each TR against
+models fitted on its autocorrelated neighbours, which the subject/block folds here exist to avoid.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ def plot_eeg_correction(raw_eeg: PathLike, preproc_eeg: PathLike, out_path: Path
     from scipy import signal as sps
 
     with mne.utils.use_log_level("ERROR"):
-        clean = mne.io.read_raw_fif(os.fspath(preproc_eeg), preload=False, verbose=False)
+        clean = mne.io.read_raw(os.fspath(preproc_eeg), preload=False, verbose=False)
     eeg_idx = mne.pick_types(clean.info, eeg=True, exclude="bads")
     eeg_names = [clean.ch_names[i] for i in eeg_idx]
     ecg_names = [clean.ch_names[i] for i in mne.pick_types(clean.info, ecg=True, exclude=())]

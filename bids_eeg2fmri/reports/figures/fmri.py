@@ -176,6 +176,11 @@ def plot_motion(confounds: PathLike | pd.DataFrame, out_path: PathLike, *,
 def carpet_rows(series: np.ndarray) -> np.ndarray:
     """Carpet-plot rows: each voxel's series with its linear trend removed, z-scored.
 
+    The figure is ours rather than :func:`nilearn.plotting.plot_carpet`, which draws only the
+    voxel matrix (no FD/DVARS/global-signal traces, no EEG coverage segments). The rows equal
+    ``nilearn.signal.clean(detrend=True, standardize="zscore_sample")`` times ``sqrt((n-1)/n)``
+    (1.8e-15 measured; we z-score with the population SD, as fMRIPrep's carpet does).
+
     Constant voxels become rows of zeros (no division by zero).
     """
     x = np.asarray(series, dtype=np.float64)
