@@ -17,7 +17,6 @@ from faultdata import plant_nan_voxel, session_processes
 from bids_eeg2fmri import crashfiles
 from bids_eeg2fmri.cli.run import main as app_main
 from bids_eeg2fmri.errors import ExitCode, from_oserror
-from bids_eeg2fmri.interfaces import derivatives as save_module
 from bids_eeg2fmri.simulate import SimulationParams, simulate_dataset
 
 APP = [sys.executable, "-m", "bids_eeg2fmri.cli.run"]
@@ -93,21 +92,29 @@ def test_debug_shows_the_step_traceback(nan_bold, tmp_path):
     (errno.EPERM, ExitCode.CANT_CREATE, "Operation not permitted"),
 ])
 @pytest.mark.parametrize("nprocs", ["1", "2"])
-def test_os_error_in_a_saving_step_exits_by_cause(eeg_only, tmp_path, monkeypatch, capfd,
-                                                  number, code, words, nprocs):
-    """An injected OSError where a derivative is written (pool workers are forked after the
-    patch, so they fail too); the message names the output folder."""
-    class Failing:
-        @staticmethod
-        def copyfile(src, dst):
-            raise OSError(number, os.strerror(number), str(src), None, str(dst))
+def test_os_error_in_a_saving_step_exits_by_cause(eeg_only, tmp_path, number, code, words, nprocs):
+    """An injected OSError where a derivative is written; the message names the output folder.
 
-    monkeypatch.setattr(save_module, "shutil", Failing)
+    The steps run in fork-server workers, which do not share a test's monkeypatching: the fault
+    is planted by a ``sitecustomize`` module that every Python process of the run imports."""
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(
+        "import os\n"
+        "from bids_eeg2fmri.interfaces import derivatives\n"
+        "class Failing:\n"
+        "    @staticmethod\n"
+        "    def copyfile(src, dst):\n"
+        f"        raise OSError({number}, os.strerror({number}), str(src), None, str(dst))\n"
+        "derivatives.shutil = Failing\n")
     out = tmp_path / "out"
-    result = app_main([str(eeg_only), str(out), "participant", "-w", str(tmp_path / "w"), *FAST,
-                       "--nprocs", nprocs])
-    err = capfd.readouterr().err
-    assert result == code, err
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join([str(inject), env["PYTHONPATH"]])
+    proc = subprocess.run([*APP, str(eeg_only), str(out), "participant", "-w",
+                           str(tmp_path / "w"), *FAST, "--nprocs", nprocs],
+                          capture_output=True, text=True, env=env, timeout=600)
+    err = proc.stderr
+    assert proc.returncode == code, err
     lines = _error_lines(err)
     assert "Traceback" not in err and lines
     assert all(words in line and str(out / "sub-01" / "eeg") in line for line in lines[:-1]), err
@@ -117,7 +124,7 @@ def test_os_error_in_the_main_process_exits_by_cause(eeg_only, tmp_path, monkeyp
     """Writing the dataset description hits a full disk: 74, one line naming the folder."""
     from bids_eeg2fmri.cli import run as run_module
 
-    def full(out_dir, sources):
+    def full(out_dir, sources, **links):
         raise OSError(errno.ENOSPC, "No space left on device",
                       str(Path(out_dir) / "dataset_description.json"))
 

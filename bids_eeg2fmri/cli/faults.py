@@ -97,8 +97,18 @@ def descendants(pid: int | None = None) -> list[int]:
 
 
 def stop_workers(grace_s: float = 3.0) -> None:
-    """SIGTERM every process this one started (and theirs), then SIGKILL what is left."""
+    """SIGTERM every process this one started (and theirs), then SIGKILL what is left.
+
+    multiprocessing's resource tracker ignores SIGTERM and, while the pool is torn down around
+    it, prints a traceback for each semaphore it sees released twice: it is killed first.
+    """
     pids = descendants()
+    for pid in pids:
+        try:
+            if b"multiprocessing.resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             try:
@@ -140,14 +150,18 @@ def worker_initializer(cwd: str, parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass  # not Linux: the watchdog thread alone notices
-    if os.getppid() != parent:
+    # Workers are children of the pool's fork server, itself a child of the main process: a
+    # worker ends when its fork server goes (PR_SET_PDEATHSIG above, or its parent changing) or
+    # when the main process is gone.
+    direct = os.getppid()
+    if not _alive(parent):
         os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+    threading.Thread(target=_watch_parent, args=(parent, direct), daemon=True,
                      name="parent-watchdog").start()
 
 
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
+def _watch_parent(parent: int, direct: int) -> None:
+    while os.getppid() == direct and _alive(parent):
         time.sleep(WATCHDOG_S)
     os._exit(1)
 

@@ -53,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         stop_workers()  # also what runs outside the pipeline (the validator, the apply step)
         print(f"{PROG}: interrupted by {exc}; stopped", file=sys.stderr)
-        return exc.code
+        # Leave now, as the signal itself would: the interpreter's clean-up would release the
+        # stopped pool's semaphores through a resource tracker that is gone, printing tracebacks.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exc.code)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
