@@ -64,3 +64,20 @@ def test_threads_restored():
     with br.torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_thin_grid_drops_the_pyramid_levels_it_cannot_shrink_to():
+    """An 8×8×6 series (the coarsest level would be 2×2×1 voxels, with no gradient) registers at
+    the levels it has instead of failing."""
+    from scipy import ndimage
+
+    kept = br._levels_for(br.BatchedRigidSettings(), (8, 8, 6))
+    assert kept.shrink_factors == (2, 1) and len(kept.iterations) == len(kept.point_strides) == 2
+    grid = np.indices((8, 8, 6)).astype(float)
+    ref = np.exp(-((grid[0] - 3.5) ** 2 + (grid[1] - 3.5) ** 2 + (grid[2] - 2.5) ** 2) / 6.0)
+    ref = (100 * ref + 10).astype(np.float32)
+    moved = ndimage.shift(ref, (0.3, 0.0, 0.0), order=3, mode="nearest")
+    mats = br.register_batched(ref, np.stack([ref, moved], axis=-1), np.diag([3.0, 3.0, 4.0, 1.0]),
+                            n_threads=1)
+    assert mats.shape == (2, 4, 4) and np.isfinite(mats).all()
+    np.testing.assert_allclose(np.linalg.det(mats[:, :3, :3]), 1.0, atol=1e-6)

@@ -105,8 +105,8 @@ def test_quirks_of_each_dataset_are_handled_as_documented(participant):
     log = proc.stdout + proc.stderr
     name = next(iter(case["runs"].values()))
     meta = json.loads((_sub_dir(out, name) / "eeg" / f"{name}_desc-preproc_eeg.json").read_text())
-    raw = mne.io.read_raw_fif(_sub_dir(out, name) / "eeg" / f"{name}_desc-preproc_eeg.fif",
-                              verbose="error")
+    raw = mne.io.read_raw(_sub_dir(out, name) / "eeg" / f"{name}_desc-preproc_eeg.vhdr",
+                          verbose="error")
     if ds == "ds003768":
         # No channels.tsv: the ECG is found by its name; the SyncBox pulses, spaced by the TR
         # like the volume triggers, are not taken for them.
@@ -241,7 +241,7 @@ def test_realistic_size_every_run(ds, tmp_path):
                    timeout=3 * 3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     bolds = list((tmp_path / "out").rglob("*desc-preproc_bold.nii.gz"))
-    eegs = list((tmp_path / "out").rglob("*desc-preproc_eeg.fif"))
+    eegs = list((tmp_path / "out").rglob("*desc-preproc_eeg.vhdr"))
     n_bold = sum(1 for p in bids.rglob("sub-*_bold.nii.gz") if p.resolve().is_file()
                  and "derivatives" not in p.parts)
     assert len(bolds) == n_bold

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 import shutil
 import subprocess
 import sys
@@ -136,9 +137,8 @@ def test_concurrent_runs_keep_their_own_config_logs(dataset, tmp_path):
         assert proc.wait(timeout=300) == 0, proc.stderr.read()
     logs = sorted((out / "logs").glob("config-*-*.toml"))
     assert len(logs) == 2
-    labels = sorted(next(line for line in p.read_text().splitlines()
-                         if line.startswith("participant_label")) for p in logs)
-    assert labels == ['participant_label = ["01"]', 'participant_label = ["04"]']
+    labels = sorted(tomllib.loads(p.read_text())["execution"]["participant_label"] for p in logs)
+    assert labels == [["01"], ["04"]]
 
 
 @pytest.mark.parametrize("where", ["vhdr", "channels.tsv"])

@@ -269,10 +269,10 @@ def collect_participants(layout, *, participant_label: list[str] | None = None,
         for f in layout.get(subject=sub, datatype="anat", suffix="T1w",
                             extension=list(BOLD_EXTENSIONS), **filters.get("t1w", {})):
             why = unusable(f.path)
-            if why is None:
-                t1w.append(Path(f.path))
-            else:
-                log.warning("%s: %s; ignored", f.path, why)
+            if why is not None:
+                # Kept in the plan: with --use-t1w the start-up checks refuse it (exit 65).
+                log.warning("%s: %s; ignored unless --use-t1w", f.path, why)
+            t1w.append(Path(f.path))
         gone = {RunPair(ents).name: why for ents, why in skipped.values()
                 if ents["subject"] == sub}
         plans.append(ParticipantPlan(sub, runs, t1w, gone))

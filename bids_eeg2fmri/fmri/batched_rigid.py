@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -198,6 +198,16 @@ def _register_chunk(levels: list[_Level], vols: torch.Tensor, mats: torch.Tensor
     return mats
 
 
+def _levels_for(settings: BatchedRigidSettings, shape: tuple[int, ...]) -> BatchedRigidSettings:
+    """Drop the pyramid levels whose shrunk grid has an axis under 3 voxels (no gradient there;
+    small slabs, e.g. 6 slices): the finest level always stays."""
+    keep = [i for i, f in enumerate(settings.shrink_factors)
+            if f == 1 or min(int(n) // f for n in shape) >= 3]
+    pick = lambda values: tuple(values[i] for i in keep)  # noqa: E731
+    return replace(settings, shrink_factors=pick(settings.shrink_factors),
+                   iterations=pick(settings.iterations), point_strides=pick(settings.point_strides))
+
+
 def register_batched(reference: np.ndarray, data: np.ndarray, affine: np.ndarray, *,
                      n_threads: int | None = None, device: str | torch.device | None = None,
                      settings: BatchedRigidSettings | None = None) -> np.ndarray:
@@ -223,7 +233,7 @@ def register_batched(reference: np.ndarray, data: np.ndarray, affine: np.ndarray
     numpy.ndarray
         ``(t, 4, 4)`` RAS matrices mapping reference points to volume points.
     """
-    settings = settings or BatchedRigidSettings()
+    settings = _levels_for(settings or BatchedRigidSettings(), reference.shape[:3])
     dev = torch.device(device) if device is not None else default_device()
     affine = np.asarray(affine, float)
     center = (affine @ np.append((np.asarray(reference.shape[:3]) - 1) / 2.0, 1.0))[:3]
