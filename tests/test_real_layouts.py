@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mne
 import nibabel as nib
+import pandas as pd
 import pytest
 from conftest import tree_hash
 from reallayouts import BUILDERS, ds002158, ds002338, ds003768
@@ -107,19 +108,23 @@ def test_quirks_of_each_dataset_are_handled_as_documented(participant):
     meta = json.loads((_sub_dir(out, name) / "eeg" / f"{name}_desc-preproc_eeg.json").read_text())
     raw = mne.io.read_raw(_sub_dir(out, name) / "eeg" / f"{name}_desc-preproc_eeg.vhdr",
                           verbose="error")
+    # BrainVision holds no channel types: the derivative's channels.tsv does.
+    ctype = pd.read_csv(_sub_dir(out, name) / "eeg" / f"{name}_desc-preproc_channels.tsv",
+                        sep="\t", index_col="name")["type"].str.upper()
+    assert list(ctype.index) == raw.ch_names
     if ds == "ds003768":
         # No channels.tsv: the ECG is found by its name; the SyncBox pulses, spaced by the TR
         # like the volume triggers, are not taken for them.
         assert meta["BCGCorrection"]["ecg_channel"] == "ECG"
-        assert raw.get_channel_types(picks=["ECG"]) == ["ecg"]
+        assert ctype["ECG"] == "ECG"
         assert "sub-01_T1w.nii.gz: not fetched" in log and log.count("sub-01_T1w.nii.gz") == 1
     elif ds == "ds002338":
         # Space-separated, quoted channels.tsv and ragged events.tsv inherited from the top.
         assert "task-MIpre_channels.tsv: columns are separated by spaces" in log
         assert "task-MIpre_events.tsv: some rows end with extra tabs" in log
         assert meta["BCGCorrection"]["ecg_channel"] == "ECG"
-        assert raw.get_channel_types(picks=["ECG"]) == ["ecg"]
-        assert len(mne.pick_types(raw.info, eeg=True)) == 63
+        assert ctype["ECG"] == "ECG"
+        assert (ctype == "EEG").sum() == 63
     else:
         # No ECG lead in this cap (TP10 served for heartbeats): BCG skipped with a warning.
         assert meta["BCGCorrection"]["method"] == "none"
