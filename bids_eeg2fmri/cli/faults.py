@@ -97,24 +97,14 @@ def descendants(pid: int | None = None) -> list[int]:
 
 
 def stop_workers(grace_s: float = 3.0) -> None:
-    """SIGTERM every process this one started (and theirs), then SIGKILL what is left.
-
-    multiprocessing's resource tracker ignores SIGTERM and, while the pool is torn down around
-    it, prints a traceback for each semaphore it sees released twice: it is killed first.
-    """
+    """SIGTERM every process this one started (and theirs), then SIGKILL what is left."""
     pids = descendants()
-    for pid in pids:
-        try:
-            if b"multiprocessing.resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(pid, signal.SIGKILL)
-        except (OSError, ProcessLookupError):
-            pass
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             try:
                 os.kill(pid, sig)
             except (ProcessLookupError, PermissionError):
-                pass
+                pass  # already gone, or not ours to stop
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
             pids = [p for p in pids if _alive(p)]
@@ -127,7 +117,7 @@ def _alive(pid: int) -> bool:
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        pass
+        pass  # not our child: only /proc can tell
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
