@@ -381,7 +381,7 @@ def test_different_montages_are_conformed_and_inconsistent_spectra_exit_65(group
     data = collect(find_runs(copy), "eeg2fmri", regions=REGIONS, cache_dir=tmp_path / "cache")
     run = next(r for r in data.runs if r.subject == "02")
     assert data.spec.channels == names
-    # rows of discarded dummy volumes lead the file; the rest fill the valid volumes in order
+    # the BOLD keeps every volume: spectrogram rows fill the valid volumes in order
     kept = values[len(values) - int(run.eeg_valid.sum()):]
     np.testing.assert_array_equal(run.eeg[run.eeg_valid, 0], kept[:, -1])  # labelled names[0] now
     with h5py.File(h5, "r+") as fh:
@@ -444,12 +444,12 @@ def test_fmriprep_outputs_as_fmri_input_participant_and_group(group_run, tmp_pat
         meta = json.loads(bold.with_name(bold.name.replace(".nii.gz", ".json")).read_text())
         img = nib.load(bold)
         data = np.asarray(img.dataobj, dtype=np.float32)
-        d = int(meta["NumberOfVolumesDiscardedByUser"])
-        lead = np.repeat(data[..., :1] * 1.5, d, axis=3)  # brighter, as non-steady volumes are
+        d = int(meta["NonSteadyStateVolumes"])
+        assert d > 0 and "NumberOfVolumesDiscardedByUser" not in meta  # kept, as fMRIPrep does
         mask = np.asarray(nib.load(str(bold).replace("desc-preproc_bold", "desc-brain_mask")).dataobj)
         prefix = bold.name.split("_space-")[0]
-        write_run(prep, prefix, np.concatenate([lead, data], axis=3), img.affine,
-                  tr=meta["RepetitionTime"], task="rest", res=None, non_steady=d, mask=mask > 0)
+        write_run(prep, prefix, data, img.affine, tr=meta["RepetitionTime"], task="rest",
+                  res=None, non_steady=d, mask=mask > 0)
     bids, out2 = group_run["bids"], tmp_path / "out"
     assert app([str(bids), str(out2), "participant", "-w", str(group_run["work"]),
                 "--skip-bids-validation", "--fmri-derivatives", str(prep), "--output-res", "4",
