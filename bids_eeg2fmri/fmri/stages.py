@@ -292,8 +292,9 @@ def sidecar(kind: str, *, source_file: str | os.PathLike, info: dict[str, Any],
     src = [source_uri(source_file)]
     meta = info.get("metadata", {})
     dummies = conf.non_steady_fields(int(info["dummy_scans"]),
-                                "detected (global-signal outliers)"
-                                if info.get("dummy_source") == "auto" else "user (--dummy-scans)")
+                                     "detected (global-signal outliers)"
+                                     if info.get("dummy_source") == "auto"
+                                     else "user (--dummy-scans)")
     if kind in ("preproc", "model"):
         out: dict[str, Any] = {
             "RepetitionTime": float(info["repetition_time"]),
