@@ -44,6 +44,24 @@ def test_model_ready_fits_on_the_steady_volumes_only():
         model_ready(series, sample_mask=steady[:-1])
 
 
+def test_match_brightness_scales_only_the_leading_volumes():
+    from bids_eeg2fmri.fmri.dummy import match_brightness
+
+    rng = np.random.default_rng(1)
+    head = np.zeros((12, 12, 8), np.float32)
+    head[3:9, 3:9, 2:6] = 1000.0
+    data = head[..., None] + rng.normal(0, 5, (12, 12, 8, 10)).astype(np.float32)
+    data[..., 0] *= 1.8
+    data[..., 1] *= 1.3
+    steady = data[..., 2:].copy()
+    out = match_brightness(data, 2)
+    inside = head > 0
+    level = np.median(steady.mean(axis=-1)[inside])
+    for t in (0, 1):
+        assert np.median(out[..., t][inside]) == pytest.approx(level, rel=1e-3)
+    np.testing.assert_array_equal(out[..., 2:], steady)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """One run with 3 dummy scans, and the same run with them cut off (today's input)."""
