@@ -358,6 +358,35 @@ def test_outputs_validate_and_are_indexed(group_run, applied):
     assert len(metrics) == 4
 
 
+def test_every_derivative_of_a_run_keeps_the_raw_volume_count(group_run):
+    """The simulated runs start with 3 dummy scans: kept and flagged everywhere, never cut."""
+    out, bids = group_run["out"], group_run["bids"]
+    raws = sorted(bids.glob("sub-0[123]/func/*_bold.nii.gz"))
+    assert len(raws) == 3
+    for raw in raws:
+        n = nib.load(raw).shape[3]
+        src = raw.name.replace("_bold.nii.gz", "")
+        func, eeg = out / raw.parent.relative_to(bids), out / raw.parent.parent.name / "eeg"
+        space = "space-MNI152NLin2009aSym_res-4"
+        counts = {
+            "preproc": nib.load(func / f"{src}_{space}_desc-preproc_bold.nii.gz").shape[3],
+            "model": nib.load(func / f"{src}_{space}_desc-model_bold.nii.gz").shape[3],
+            "confounds": len(pd.read_csv(func / f"{src}_desc-confounds_timeseries.tsv", sep="\t")),
+            "hmc": (func / f"{src}_from-orig_to-boldref_mode-image_desc-hmc_xfm.txt").read_text()
+            .count("Transform:"),
+            "bandpower": len(pd.read_csv(eeg / f"{src}_desc-bandpower_timeseries.tsv", sep="\t")),
+        }
+        with h5py.File(eeg / f"{src}_desc-stft_spectrogram.h5", "r") as fh:
+            counts["spectrogram"] = len(fh["spectrogram"])
+            assert fh["volume_indices"][:].tolist() == list(range(n))
+        assert counts == dict.fromkeys(counts, n), (raw.name, counts)
+        meta = json.loads((func / f"{src}_{space}_desc-preproc_bold.json").read_text())
+        flags = pd.read_csv(func / f"{src}_desc-confounds_timeseries.tsv", sep="\t",
+                            na_values="n/a").filter(like="non_steady_state_outlier")
+        assert meta["NonSteadyStateVolumes"] == flags.shape[1] == 3
+        assert flags.to_numpy().tolist() == np.eye(n)[:, :3].tolist()
+
+
 def test_input_tree_unchanged(group_run, applied):
     assert tree_hash(group_run["bids"]) == group_run["before"]
     print(f"participant level {group_run['participant_s']:.0f} s, "
