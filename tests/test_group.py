@@ -298,6 +298,8 @@ def test_apply_fmri2eeg_with_finetuning(group_run, applied):
     meta = json.loads(path.with_suffix(".json").read_text())
     with h5py.File(path) as fh:
         assert fh["spectrogram"].shape[1:3] == (32, len(fh["frequencies"]))
+        # The 3 flagged non-steady volumes of the 64 are not inputs, so not synthesized.
+        assert fh["volume_indices"][:].tolist() == list(range(3, 64))
     assert meta["Model"]["Direction"] == "fmri2eeg"
     assert {"Base", "FineTuned"} <= set(meta["FineTuning"])
 
