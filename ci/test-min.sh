@@ -14,4 +14,5 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 "$VENV/bin/bids-eeg2fmri" --version
 "$VENV/bin/python" -m pytest -x -q -m "not slow" tests/test_config.py \
     tests/test_fmri_dummy_confounds.py tests/test_eeg_spectral.py tests/test_metrics.py \
-    tests/test_confounds_nilearn.py tests/test_spectrogram_netcdf.py
+    tests/test_confounds_nilearn.py tests/test_spectrogram_netcdf.py \
+    tests/test_non_steady_volumes.py tests/test_windows.py

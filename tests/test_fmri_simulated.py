@@ -45,7 +45,8 @@ def sim(tmp_path_factory):
     info = stages.prepare(bold, work / "stc.nii")
     hm = stages.head_motion(bold, work, n_procs=1, skip=info["dummy_scans"])
     reg = stages.register(hm["boldref"], hm["boldref_mask"], work, method="syn")
-    res = stages.resample(work / "stc.nii", hm["hmc_xfm"], reg["field"], work, output_res=2)
+    res = stages.resample(work / "stc.nii", hm["hmc_xfm"], reg["field"], work, output_res=2,
+                          n_non_steady=info["dummy_scans"])
     return {"truth": truth, "bold": bold, "info": info, "hmc": hm, "reg": reg, "res": res,
             "work": work}
 
@@ -59,6 +60,9 @@ def test_motion_parameters_match_truth(sim):
     truth = sim["truth"]
     n0 = sim["info"]["dummy_scans"]
     hmc = stages.parse_itk_text(open(sim["hmc"]["hmc_xfm"]).read())
+    # Every volume has a transform; the non-steady ones are registered too but scored apart.
+    assert len(hmc) == N_VOLUMES
+    hmc = hmc[n0:]
     true_mats = np.asarray(truth["motion_matrices"])[n0:]
     c = np.asarray(truth["motion_centre"])
     est = motion.matrices_to_params(hmc, c)
@@ -159,7 +163,8 @@ def test_driven_regions_carry_their_source(sim, region):
     data = np.asarray(img.dataobj, dtype=np.float32)
     labels = np.asarray(truth["region_labels_mni"].dataobj).astype(int)
     assert labels.shape == data.shape[:3]
-    series = data[labels == region + 1]
+    assert data.shape[3] == N_VOLUMES  # every volume kept; the non-steady ones are left out here
+    series = data[labels == region + 1][:, n0:]
     series = series[series.mean(axis=1) > 0].mean(axis=0)
     # Drifts slower than 1/128 s are removed from both, as in the simulator's noise ceiling.
     series = high_pass(series[None], truth["tr"], 1 / 128.0)[0]

@@ -72,7 +72,7 @@ def test_incomplete_outputs_are_one_line_errors(tmp_path):
     assert exc.value.code == ExitCode.DATA and "\n" not in str(exc.value)
 
 
-def test_import_resamples_by_world_coordinates_and_drops_non_steady_volumes(tmp_path):
+def test_import_resamples_by_world_coordinates_and_keeps_non_steady_volumes_flagged(tmp_path):
     prep = tmp_path / "fmriprep"
     aff = grid((40, 48, 40), 3.0, (-60.0, -90.0, -50.0))  # a grid unlike ours
     data = _linear_series(aff, n=8)
@@ -86,38 +86,43 @@ def test_import_resamples_by_world_coordinates_and_drops_non_steady_volumes(tmp_
     res = import_fmriprep(run.as_dict(), out, output_res=4, model_res=4)
     img = nib.load(res["preproc"])
     shape, affine = template_grid(4)
-    assert img.shape == shape + (6,) and np.allclose(img.affine, affine)
+    assert img.shape == shape + (8,) and np.allclose(img.affine, affine)
     assert img.header.get_zooms()[3] == pytest.approx(TR)
     mask = np.asarray(nib.load(res["mask"]).dataobj) > 0
     vals = np.asarray(img.dataobj)
     ijk = np.argwhere(mask)
     xyz = ijk @ affine[:3, :3].T + affine[:3, 3]
     # well inside the box (spline ringing at its edges dies out over a few voxels): the
-    # resampled signal is 100 + x + 2·(t + 2 discarded)
+    # resampled signal is 100 + x + 2·t, every volume kept
     deep = (np.abs(xyz[:, 0]) < 30) & (np.abs(xyz[:, 1] + 20) < 40) & (np.abs(xyz[:, 2] - 10) < 25)
     assert deep.sum() > 100
     got = vals[tuple(ijk[deep].T)]
-    want = 100 + xyz[deep, :1] + 2 * (np.arange(6) + 2)
+    want = 100 + xyz[deep, :1] + 2 * np.arange(8)
     np.testing.assert_allclose(got, want, atol=0.05)
     table = pd.read_csv(res["confounds"], sep="\t", na_values=["n/a"])
-    assert len(table) == 6 and np.isnan(table["framewise_displacement"][0])
-    np.testing.assert_allclose(table["trans_x"], conf["trans_x"][2:])
+    assert len(table) == 8 and np.isnan(table["framewise_displacement"][0])
+    np.testing.assert_allclose(table["trans_x"], conf["trans_x"])
+    assert leading_non_steady(table) == 2  # fMRIPrep's flags carried over
     meta = res["metadata"]
-    assert meta["NumberOfVolumesDiscardedByUser"] == 2 and meta["RepetitionTime"] == TR
+    assert meta["NonSteadyStateVolumes"] == 2 and meta["RepetitionTime"] == TR
+    assert "NumberOfVolumesDiscardedByUser" not in meta
     assert meta["SourceSpace"] == "MNI152NLin2009cAsym" and meta["SkullStripped"] is False
     assert meta["SpatialReference"] == "MNI152NLin2009aSym" and meta["TaskName"] == "rest"
     model = nib.load(res["model"])
     mdata = np.asarray(model.dataobj)
-    inside = mdata.std(axis=3) > 0
+    assert mdata.shape[3] == 8
+    inside = mdata[..., 2:].std(axis=3) > 0
     assert inside.sum() > 50
-    np.testing.assert_allclose(mdata[inside].mean(axis=1), 0, atol=1e-4)
-    np.testing.assert_allclose(mdata[inside].std(axis=1), 1, atol=1e-3)
-    # --dummy-scans wins over fMRIPrep's count
+    # z-scored over the steady-state volumes (the flagged ones are left out of the fit)
+    np.testing.assert_allclose(mdata[inside][:, 2:].mean(axis=1), 0, atol=1e-4)
+    np.testing.assert_allclose(mdata[inside][:, 2:].std(axis=1), 1, atol=1e-3)
+    # --dummy-scans replaces fMRIPrep's flags by its own count
     out2 = tmp_path / "work2"
     out2.mkdir()
-    assert import_fmriprep(run.as_dict(), out2, output_res=4, dummy_scans=0)["metadata"][
-        "NumberOfVolumesDiscardedByUser"] == 0
+    assert import_fmriprep(run.as_dict(), out2, output_res=4, dummy_scans=3)["metadata"][
+        "NonSteadyStateVolumes"] == 3
     assert nib.load(out2 / "preproc_bold.nii.gz").shape[3] == 8
+    assert leading_non_steady(pd.read_csv(out2 / "confounds.tsv", sep="\t")) == 3
     # confounds of another length are refused, naming the file
     pd.read_csv(run.confounds, sep="\t").iloc[:5].to_csv(run.confounds, sep="\t", index=False)
     with pytest.raises(DataError, match="confounds have 5 rows, the BOLD 8 volumes") as exc:
@@ -153,8 +158,8 @@ def test_participant_level_takes_fmriprep_outputs(tmp_path, capsys):
     assert not list(func.glob("*_xfm.*")), "our head motion / registration must not run"
     meta = json.loads((func / f"{stem}_desc-preproc_bold.json").read_text())
     assert meta["SourceSpace"] == "MNI152NLin2009cAsym"
-    assert meta["NumberOfVolumesDiscardedByUser"] == 1
-    assert nib.load(func / f"{stem}_desc-preproc_bold.nii.gz").shape[3] == 11
+    assert meta["NonSteadyStateVolumes"] == 1
+    assert nib.load(func / f"{stem}_desc-preproc_bold.nii.gz").shape[3] == 12
     assert (out / "sub-01" / "eeg").is_dir()  # the EEG half ran as usual
     # the report was written for this participant; the methods text credits fMRIPrep
     assert (out / "sub-01.html").exists()

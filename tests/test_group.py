@@ -298,6 +298,8 @@ def test_apply_fmri2eeg_with_finetuning(group_run, applied):
     meta = json.loads(path.with_suffix(".json").read_text())
     with h5py.File(path) as fh:
         assert fh["spectrogram"].shape[1:3] == (32, len(fh["frequencies"]))
+        # The 3 flagged non-steady volumes of the 64 are not inputs, so not synthesized.
+        assert fh["volume_indices"][:].tolist() == list(range(3, 64))
     assert meta["Model"]["Direction"] == "fmri2eeg"
     assert {"Base", "FineTuned"} <= set(meta["FineTuning"])
 
@@ -358,6 +360,35 @@ def test_outputs_validate_and_are_indexed(group_run, applied):
     assert len(metrics) == 4
 
 
+def test_every_derivative_of_a_run_keeps_the_raw_volume_count(group_run):
+    """The simulated runs start with 3 dummy scans: kept and flagged everywhere, never cut."""
+    out, bids = group_run["out"], group_run["bids"]
+    raws = sorted(bids.glob("sub-0[123]/func/*_bold.nii.gz"))
+    assert len(raws) == 3
+    for raw in raws:
+        n = nib.load(raw).shape[3]
+        src = raw.name.replace("_bold.nii.gz", "")
+        func, eeg = out / raw.parent.relative_to(bids), out / raw.parent.parent.name / "eeg"
+        space = "space-MNI152NLin2009aSym_res-4"
+        counts = {
+            "preproc": nib.load(func / f"{src}_{space}_desc-preproc_bold.nii.gz").shape[3],
+            "model": nib.load(func / f"{src}_{space}_desc-model_bold.nii.gz").shape[3],
+            "confounds": len(pd.read_csv(func / f"{src}_desc-confounds_timeseries.tsv", sep="\t")),
+            "hmc": (func / f"{src}_from-orig_to-boldref_mode-image_desc-hmc_xfm.txt").read_text()
+            .count("Transform:"),
+            "bandpower": len(pd.read_csv(eeg / f"{src}_desc-bandpower_timeseries.tsv", sep="\t")),
+        }
+        with h5py.File(eeg / f"{src}_desc-stft_spectrogram.h5", "r") as fh:
+            counts["spectrogram"] = len(fh["spectrogram"])
+            assert fh["volume_indices"][:].tolist() == list(range(n))
+        assert counts == dict.fromkeys(counts, n), (raw.name, counts)
+        meta = json.loads((func / f"{src}_{space}_desc-preproc_bold.json").read_text())
+        flags = pd.read_csv(func / f"{src}_desc-confounds_timeseries.tsv", sep="\t",
+                            na_values="n/a").filter(like="non_steady_state_outlier")
+        assert meta["NonSteadyStateVolumes"] == flags.shape[1] == 3
+        assert flags.to_numpy().tolist() == np.eye(n)[:, :3].tolist()
+
+
 def test_input_tree_unchanged(group_run, applied):
     assert tree_hash(group_run["bids"]) == group_run["before"]
     print(f"participant level {group_run['participant_s']:.0f} s, "
@@ -381,7 +412,7 @@ def test_different_montages_are_conformed_and_inconsistent_spectra_exit_65(group
     data = collect(find_runs(copy), "eeg2fmri", regions=REGIONS, cache_dir=tmp_path / "cache")
     run = next(r for r in data.runs if r.subject == "02")
     assert data.spec.channels == names
-    # rows of discarded dummy volumes lead the file; the rest fill the valid volumes in order
+    # the BOLD keeps every volume: spectrogram rows fill the valid volumes in order
     kept = values[len(values) - int(run.eeg_valid.sum()):]
     np.testing.assert_array_equal(run.eeg[run.eeg_valid, 0], kept[:, -1])  # labelled names[0] now
     with h5py.File(h5, "r+") as fh:
@@ -444,12 +475,12 @@ def test_fmriprep_outputs_as_fmri_input_participant_and_group(group_run, tmp_pat
         meta = json.loads(bold.with_name(bold.name.replace(".nii.gz", ".json")).read_text())
         img = nib.load(bold)
         data = np.asarray(img.dataobj, dtype=np.float32)
-        d = int(meta["NumberOfVolumesDiscardedByUser"])
-        lead = np.repeat(data[..., :1] * 1.5, d, axis=3)  # brighter, as non-steady volumes are
+        d = int(meta["NonSteadyStateVolumes"])
+        assert d > 0 and "NumberOfVolumesDiscardedByUser" not in meta  # kept, as fMRIPrep does
         mask = np.asarray(nib.load(str(bold).replace("desc-preproc_bold", "desc-brain_mask")).dataobj)
         prefix = bold.name.split("_space-")[0]
-        write_run(prep, prefix, np.concatenate([lead, data], axis=3), img.affine,
-                  tr=meta["RepetitionTime"], task="rest", res=None, non_steady=d, mask=mask > 0)
+        write_run(prep, prefix, data, img.affine, tr=meta["RepetitionTime"], task="rest",
+                  res=None, non_steady=d, mask=mask > 0)
     bids, out2 = group_run["bids"], tmp_path / "out"
     assert app([str(bids), str(out2), "participant", "-w", str(group_run["work"]),
                 "--skip-bids-validation", "--fmri-derivatives", str(prep), "--output-res", "4",

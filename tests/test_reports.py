@@ -448,7 +448,8 @@ def test_citation_lists_only_the_stages_that_ran(tmp_path):
     text = write_citation(tmp_path, {"fmri": fmri, "eeg": {**cfg["eeg"], "bcg_correction": "off"},
                                      "models": {"models": ["ridge", "cnn"], "cv": "loso",
                                                 "direction": "eeg2fmri"}}).read_text()
-    assert "the first 4 volumes were discarded" in text
+    assert "the first 4 volumes were flagged as non-steady-state" in text
+    assert "kept in every derivative" in text and "discarded" not in text
     assert "SyN" not in text and "6 mm FWHM" in text
     assert "Niazy" not in text
     assert "cnn — Bricman & Borst 2021" in text

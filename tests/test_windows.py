@@ -139,10 +139,14 @@ def test_readers_turn_derivative_files_into_runs(tmp_path):
         fh["channels"] = np.array(["Fz", "Cz", "Pz"], dtype=h5py.string_dtype())
         fh["frequencies"] = np.array([2.0, 4.0, 6.0, 8.0])
         fh["volume_indices"] = np.arange(2, 12)
-    (tmp_path / "conf.tsv").write_text("framewise_displacement\nn/a\n" + "0.1\n" * 11)
+    # Two non-steady volumes, flagged fMRIPrep-style: the series keeps them, targets do not.
+    (tmp_path / "conf.tsv").write_text(
+        "framewise_displacement\tnon_steady_state_outlier00\tnon_steady_state_outlier01\n"
+        "n/a\t1\t0\n0.1\t0\t1\n" + "0.1\t0\t0\n" * 10)
     run, spec = load_run(tmp_path / "spec.h5", tmp_path / "bold.nii.gz", subject="01",
                          mask=tmp_path / "mask.nii.gz", confounds=tmp_path / "conf.tsv",
-                         dummy_scans=2, cache_dir=tmp_path / "cache")
+                         cache_dir=tmp_path / "cache")
+    assert run.retained.tolist() == [False] * 2 + [True] * 10
     assert spec.channels == ["Fz", "Cz", "Pz"] and spec.tr == 2.0 and spec.n_bold == 18
     assert isinstance(run.bold, np.memmap)
     assert np.allclose(run.bold[5], bold[..., 5][mask.astype(bool)])

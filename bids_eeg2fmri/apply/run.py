@@ -7,9 +7,10 @@ The model card (``model.json``) says the direction:
   ``sub-XX/func/<src>_space-MNI152NLin2009aSym_res-<R>_desc-synth_bold.nii.gz`` (+ JSON). A volume
   is synthesized once the EEG of the model's whole window before it exists, so the series starts
   ``window − 1`` volumes into the EEG; ``VolumeIndices`` in the sidecar gives each synthesized
-  volume's index in the measured ``desc-preproc``/``desc-model`` series (dummies removed) of a
-  paired run, or in the EEG's volume markers of an EEG-only run; ``SourceVolumeIndices`` counts
-  volumes of the original run. Values are in the model-ready units (z-scored per voxel); region
+  volume's index in the measured ``desc-preproc``/``desc-model`` series of a paired run (every
+  volume of the run; those its confounds flag ``non_steady_state_outlierNN`` are not synthesized),
+  or in the EEG's volume markers of an EEG-only run; ``SourceVolumeIndices`` counts volumes of the
+  original run. Values are in the model-ready units (z-scored per voxel); region
   models paint each region's prediction into its voxels.
 - **fMRI→EEG**: every run with BOLD becomes ``sub-XX/eeg/<src>_desc-synth_spectrogram.h5``
   (:func:`~bids_eeg2fmri.training.synth.write_synth_spectrogram`). With ``--finetune`` and
@@ -39,7 +40,7 @@ from ..bids.layout import ParticipantPlan
 from ..config import Config
 from ..data.bandpool import band_spec, pool_bands
 from ..data.montage import conform_to_model
-from ..data.readers import read_spectrogram
+from ..data.readers import non_steady_flags, read_spectrogram
 from ..data.regions import RegionLabels, region_timeseries
 from ..data.windows import DataSpec, RunArrays, index_samples
 from ..errors import DataError, ExitCode
@@ -113,8 +114,10 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dic
     if bold is not None:
         offset, n = discarded_volumes(bold), int(nib.load(os.fspath(bold)).shape[3])
         tr, tr_source = repetition_time(bold), "BOLD sidecar"
+        retained = ~non_steady_flags(n, run.confounds, sidecar_of(bold))
     else:
         offset, n = 0, spectrogram_volumes(run.spectrogram)
+        retained = None
         meta = read_json(sidecar_of(run.spectrogram))
         tr = meta.get("RepetitionTime")
         if not isinstance(tr, (int, float)) or tr <= 0:
@@ -133,7 +136,7 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dic
         eeg = pool_bands(eeg, freqs, ms.eeg_bands["bands"])
     _check_grid(card, run, res, labels)
     arrays = RunArrays(eeg=eeg, bold=np.zeros((n, ms.n_bold), dtype=np.float32),
-                       subject=run.subject, run=run.run_label, eeg_valid=valid)
+                       subject=run.subject, run=run.run_label, eeg_valid=valid, retained=retained)
     try:
         samples = index_samples([arrays], fitted.window)
     except DataError:
@@ -160,8 +163,8 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dic
         "Units": "model-ready BOLD units (detrended, z-scored per voxel over the run)",
         "VolumeIndices": vols.tolist(),
         "SourceVolumeIndices": (vols + offset).tolist(),
-        "VolumeIndicesRefer": ("volumes of the desc-preproc/desc-model series (dummy scans "
-                               "removed)" if bold is not None else
+        "VolumeIndicesRefer": ("volumes of the desc-preproc/desc-model series (every volume "
+                               "of the run)" if bold is not None else
                                "volume markers of the EEG recording (no BOLD)"),
         "Window": {"Volumes": fitted.window.window, "Lag": fitted.window.lag,
                    "Seconds": fitted.window.window * tr},
@@ -217,7 +220,8 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: FittedModel,
         valid = np.zeros(n, dtype=bool)
         _check(ms, dataclasses.replace(ms, tr=tr), series)
     arrays = RunArrays(eeg=eeg, bold=regions, subject=run.subject, run=run.run_label,
-                       eeg_valid=valid)
+                       eeg_valid=valid, retained=~non_steady_flags(n, run.confounds,
+                                                                   sidecar_of(series)))
     model, tuning = fitted, None
     if finetune and run.spectrogram is not None:
         model, tuning = _finetune(fitted, arrays, config)

@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("fMRI preprocessing")
     g.add_argument("--dummy-scans", dest="dummy_scans", type=_positive_int, metavar="N",
-                   help="non-steady-state volumes to drop (default: detect automatically)")
+                   help="leading non-steady-state volumes: kept, flagged in the confounds and "
+                        "left out downstream (default: detect automatically)")
     g.add_argument("--slice-time-ref", dest="slice_time_ref", type=float, metavar="FRACTION",
                    help="slice-timing reference as a fraction of the TR (0-1, default 0.5)")
     g.add_argument("--hmc", dest="hmc", choices=("torch", "ants"),

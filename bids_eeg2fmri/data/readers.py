@@ -7,7 +7,9 @@ Expected files (documented in ``docs/outputs.md`` by their writers):
   BOLD volume of each row; rows for volumes without EEG are absent).
 - ``<src>_space-…_desc-model_bold.nii.gz`` (masked, detrended, z-scored per voxel on the model grid)
   with its ``desc-brain_mask``; or an atlas to average it into regions.
-- ``<src>_desc-confounds_timeseries.tsv`` with a ``framewise_displacement`` column (first row n/a).
+- ``<src>_desc-confounds_timeseries.tsv`` with a ``framewise_displacement`` column (first row n/a)
+  and fMRIPrep's ``non_steady_state_outlierNN`` one-hot columns: the series keep every volume of
+  the run, and the flagged (non-steady-state) volumes are not targets or inputs.
 
 The BOLD is read once per run into a float32 ``.npy`` memory map in ``cache_dir`` (one file per
 run), so that datasets page volumes in from disk instead of holding every run in RAM; the
@@ -17,6 +19,7 @@ spectrogram stays an HDF5 dataset read slice by slice.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -27,6 +30,7 @@ import pandas as pd
 
 from ..bids.derivatives import atomic_path
 from ..errors import DataError
+from ..fmri.confounds import non_steady_mask
 from .windows import DataSpec, RunArrays
 
 
@@ -43,9 +47,9 @@ def read_spectrogram(path: str | os.PathLike, n_volumes: int, volume_offset: int
         Volumes of the BOLD series the rows are placed into.
     volume_offset
         Original BOLD volumes missing from the start of that series: ``volume_indices`` count
-        volumes of the original run (dummy scans included) while ``desc-preproc``/``desc-model``
-        have the ``NumberOfVolumesDiscardedByUser`` leading volumes removed. Rows of the removed
-        volumes are dropped.
+        volumes of the original run. This app's series keep every volume (offset 0); a series
+        whose sidecar has ``NumberOfVolumesDiscardedByUser`` (derivatives of versions that cut the
+        dummy scans off) lacks that many, and the rows of those volumes are dropped.
     values
         An array of the file's spectrogram shape placed instead of the file's values (e.g. the
         simulator's noiseless spectrogram of that run).
@@ -87,15 +91,46 @@ def read_spectrogram(path: str | os.PathLike, n_volumes: int, volume_offset: int
     return eeg, valid, channels, freqs
 
 
-def read_fd(path: str | os.PathLike) -> np.ndarray:
-    """Framewise displacement column of a confounds TSV (n/a → 0)."""
+def read_confounds(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Framewise displacement (n/a → 0) and the non-steady-state flags of a confounds TSV.
+
+    Returns
+    -------
+    fd : ndarray
+        ``(volumes,)`` float.
+    non_steady : ndarray
+        ``(volumes,)`` bool, True where a ``non_steady_state_outlier*`` column flags the volume.
+    """
     try:
         table = pd.read_csv(path, sep="\t", na_values=["n/a"])
     except OSError as exc:
         raise DataError(f"cannot read confounds: {exc.strerror}", path=path) from None
     if "framewise_displacement" not in table:
         raise DataError("confounds have no framewise_displacement column", path=path)
-    return table["framewise_displacement"].fillna(0.0).to_numpy(float)
+    return (table["framewise_displacement"].fillna(0.0).to_numpy(float),
+            non_steady_mask(table))
+
+
+def non_steady_flags(n_volumes: int, confounds: str | os.PathLike | None = None,
+                     sidecar: str | os.PathLike | None = None) -> np.ndarray:
+    """``(n_volumes,)`` bool: a run's non-steady-state volumes.
+
+    The ``non_steady_state_outlierNN`` flags of the ``confounds`` table (fMRIPrep's or ours); for
+    a run without one, the ``NonSteadyStateVolumes`` leading volumes of the BOLD ``sidecar``.
+    """
+    if confounds is not None:
+        flags = read_confounds(confounds)[1]
+        if flags.size != n_volumes:
+            raise DataError(f"confounds have {flags.size} rows, the BOLD series {n_volumes} "
+                            "volumes", path=confounds)
+        return flags
+    count = 0
+    if sidecar is not None:
+        try:
+            count = int(json.loads(Path(sidecar).read_text()).get("NonSteadyStateVolumes", 0) or 0)
+        except (OSError, ValueError, AttributeError) as exc:
+            raise DataError(f"cannot read sidecar: {exc}", path=sidecar) from None
+    return np.arange(n_volumes) < count
 
 
 def _bold_memmap(img: nib.Nifti1Image, groups: list[np.ndarray], cache_dir: Path,
@@ -125,7 +160,7 @@ def _bold_memmap(img: nib.Nifti1Image, groups: list[np.ndarray], cache_dir: Path
 def load_run(spectrogram: str | os.PathLike, bold: str | os.PathLike, *, subject: str,
              run: str = "1", mask: str | os.PathLike | None = None,
              atlas_labels: np.ndarray | None = None, confounds: str | os.PathLike | None = None,
-             dummy_scans: int = 0, tr: float | None = None, volume_offset: int = 0,
+             non_steady: np.ndarray | None = None, tr: float | None = None, volume_offset: int = 0,
              cache_dir: str | os.PathLike, image: nib.Nifti1Image | None = None,
              spectrum: tuple | None = None) -> tuple[RunArrays, DataSpec]:
     """Read one run's derivatives into arrays and describe them.
@@ -139,9 +174,11 @@ def load_run(spectrogram: str | os.PathLike, bold: str | os.PathLike, *, subject
     atlas_labels
         Integer label volume on the BOLD grid: region targets (mean per label, ``"regions"``).
     confounds
-        Confounds TSV for FD censoring.
-    dummy_scans
-        Leading volumes that are not targets.
+        Confounds TSV: FD censoring, and its ``non_steady_state_outlierNN`` flags mark volumes
+        that are not targets (nor inputs).
+    non_steady
+        ``(volumes,)`` bool flags of non-steady-state volumes, for a run without a confounds
+        table (added to the table's flags otherwise).
     tr
         Repetition time; by default the NIfTI header's.
     volume_offset
@@ -185,7 +222,13 @@ def load_run(spectrogram: str | os.PathLike, bold: str | os.PathLike, *, subject
     for g in groups:
         digest.update(g.tobytes())
     bold_arr = _bold_memmap(img, groups, Path(cache_dir), digest.hexdigest()[:16])
-    retained = np.arange(n) >= dummy_scans
-    fd = read_fd(confounds) if confounds is not None else None
+    flagged = np.zeros(n, dtype=bool) if non_steady is None else np.asarray(non_steady, bool)
+    fd = None
+    if confounds is not None:
+        fd = read_confounds(confounds)[0]
+        flagged = flagged | non_steady_flags(n, confounds)
+    if flagged.shape != (n,):
+        raise DataError(f"{flagged.size} non-steady-state flags for {n} volumes", path=bold)
+    retained = ~flagged
     return RunArrays(eeg=eeg, bold=bold_arr, subject=subject, run=run, retained=retained,
                      eeg_valid=valid, fd=fd), spec

@@ -19,6 +19,7 @@ takes the masked matrix already in memory and works in voxel chunks.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,8 @@ import pandas as pd
 from .motion import PARAM_NAMES, params_to_matrices
 from .tissue import expand
 
+# fMRIPrep writes ``non_steady_state_outlier00`` (older releases ``non_steady_state_outlier_00``).
+NON_STEADY_COLUMN = re.compile(r"^non_steady_state_outlier_?\d*$")
 HEAD_RADIUS_MM = 50.0
 # Jenkinson (2002) RMS deviation is averaged over a sphere of this radius (FSL's and fMRIPrep's).
 RMSD_RADIUS_MM = 80.0
@@ -93,6 +96,29 @@ def non_steady_table(n_volumes: int, n_non_steady: int) -> pd.DataFrame:
         col[k] = 1.0
         cols[f"non_steady_state_outlier{k:02d}"] = col
     return pd.DataFrame(cols, index=range(n_volumes))
+
+
+def non_steady_mask(table: pd.DataFrame) -> np.ndarray:
+    """``(rows,)`` bool: the volumes that a ``non_steady_state_outlier*`` column flags.
+
+    Every consumer drops non-steady volumes through this (or nilearn's ``sample_mask``, which reads
+    the same columns), never by shortening the series.
+    """
+    cols = [c for c in table.columns if NON_STEADY_COLUMN.match(str(c))]
+    if not cols:
+        return np.zeros(len(table), dtype=bool)
+    return table[cols].fillna(0).to_numpy(float).sum(axis=1) > 0
+
+
+def non_steady_fields(count: int, source: str) -> dict[str, Any]:
+    """Sidecar fields of a series that keeps its ``count`` leading non-steady-state volumes.
+
+    ``NonSteadyStateVolumes`` counts them (they are flagged by the confounds'
+    ``non_steady_state_outlierNN`` columns, which consumers read); ``DummyScans`` says how the
+    count was found. No volume is removed, so ``NumberOfVolumesDiscardedByUser`` is not written.
+    """
+    return {"NonSteadyStateVolumes": int(count),
+            "DummyScans": {"Count": int(count), "Source": source}}
 
 
 def dvars(data: np.ndarray, mask: np.ndarray | None = None, chunk: int = 20000

@@ -5,6 +5,10 @@ Before the longitudinal magnetisation reaches its steady state, the first volume
 global signal in the brain, score each volume by its robust (median/MAD) z-score and count the
 leading volumes that are outliers. Unlike that function we only count *bright* outliers, because a
 saturation overshoot can only raise the signal, whereas a dip at the start is motion or a spike.
+
+The counted volumes are not removed: every derivative keeps the run's volume count and flags them
+(``non_steady_state_outlierNN`` confounds, ``NonSteadyStateVolumes`` in the sidecars), as fMRIPrep
+does; the steps their overshoot would bias leave them out.
 """
 
 from __future__ import annotations
@@ -90,8 +94,26 @@ def detect_dummy_scans(data: np.ndarray, mask: np.ndarray | None = None,
     Returns
     -------
     int
-        The number of leading volumes to discard.
+        The number of leading volumes to flag as non-steady-state.
     """
     if data.ndim != 4:
         raise ValueError(f"dummy-scan detection needs a 4-D array, got shape {data.shape}")
     return count_leading_outliers(global_signal(data, mask), threshold)
+
+
+def match_brightness(data: np.ndarray, n_leading: int) -> np.ndarray:
+    """Scale each of the ``n_leading`` first volumes of a 4-D series to the steady-state brightness.
+
+    The factor is the ratio of the median over the bright (head) voxels of the steady-state mean
+    to that of the volume; only the leading volumes are touched (in place, ``data`` is returned).
+    """
+    if n_leading <= 0 or n_leading >= data.shape[-1]:
+        return data
+    steady = data[..., n_leading:].mean(axis=-1)
+    head = steady > steady.mean()
+    level = float(np.median(steady[head]))
+    for t in range(n_leading):
+        own = float(np.median(data[..., t][head]))
+        if own > 0:
+            data[..., t] *= level / own
+    return data

@@ -6,16 +6,16 @@ averages of the same MNI152 subjects in the same coordinate frame; they differ b
 millimetres at the cortex, less than the 4 mm model grid. The series is therefore resampled by
 world coordinates (nilearn, 3rd-order spline; nearest neighbour for the mask) onto our
 ``--output-res`` grid, without a template-to-template warp, and the source space is recorded in the
-sidecar (``SourceSpace``). Leading non-steady-state volumes that fMRIPrep flagged
-(``non_steady_state_outlier_XX`` columns) are discarded, as this app does with its own dummy scans,
-unless ``--dummy-scans`` says otherwise; the confounds table is kept with those rows removed.
+sidecar (``SourceSpace``). Every volume is kept, as fMRIPrep keeps it: the non-steady-state volumes
+that fMRIPrep flagged (``non_steady_state_outlierNN`` columns) stay flagged in the confounds table
+and are left out downstream from those flags, as this app does with its own; ``--dummy-scans``
+replaces fMRIPrep's flags by its own count.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +27,16 @@ from ..bids.derivatives import source_uri
 from ..errors import DataError
 from ..resources.templates import TEMPLATE_SPACE, template_grid
 from . import masking
+from .confounds import non_steady_fields, non_steady_mask, non_steady_table
 from .io import series_header, write_masked_series
 from .model_ready import model_ready
 
 CHUNK_VOLUMES = 16
-_NON_STEADY = re.compile(r"^non_steady_state_outlier_?\d*$")
 
 
 def leading_non_steady(confounds: pd.DataFrame) -> int:
-    """Leading volumes flagged by fMRIPrep's ``non_steady_state_outlier_XX`` columns."""
-    cols = [c for c in confounds.columns if _NON_STEADY.match(str(c))]
-    if not cols:
-        return 0
-    flagged = confounds[cols].fillna(0).to_numpy(float).sum(axis=1) > 0
+    """Leading volumes flagged by fMRIPrep's ``non_steady_state_outlierNN`` columns."""
+    flagged = non_steady_mask(confounds)
     return int(np.argmin(flagged)) if not flagged.all() else int(flagged.size)
 
 
@@ -67,7 +64,8 @@ def import_fmriprep(files: dict[str, str | None], out_dir: str | os.PathLike, *,
     output_res, model_res
         Our output grid, and the model-ready grid (``None``: no model-ready series).
     dummy_scans
-        Leading volumes to discard; ``None`` takes fMRIPrep's non-steady-state count.
+        Leading non-steady-state volumes to flag instead of fMRIPrep's flags; ``None`` keeps
+        fMRIPrep's.
     fwhm, high_pass
         Optional smoothing (mm) and high-pass (Hz), as for our own preprocessing.
 
@@ -101,9 +99,14 @@ def import_fmriprep(files: dict[str, str | None], out_dir: str | os.PathLike, *,
     if len(conf) != n:
         raise DataError(f"confounds have {len(conf)} rows, the BOLD {n} volumes", conf_path)
     auto = dummy_scans is None
-    dummies = leading_non_steady(conf) if auto else int(dummy_scans)
-    if dummies >= n:
+    if not auto:
+        conf = pd.concat([conf.drop(columns=[c for c in conf.columns if c.startswith(
+            "non_steady_state_outlier")]), non_steady_table(n, int(dummy_scans))], axis=1)
+    flagged = non_steady_mask(conf)
+    if flagged.all():
         raise DataError(f"all {n} volumes are non-steady-state", conf_path)
+    # Filters and the model-ready fit leave out the leading flagged run (all fMRIPrep flags).
+    skip = leading_non_steady(conf)
 
     shape, affine = template_grid(output_res)
     mask_img = resample_img(src_mask, target_affine=affine, target_shape=shape,
@@ -111,14 +114,15 @@ def import_fmriprep(files: dict[str, str | None], out_dir: str | os.PathLike, *,
     mask = np.asarray(mask_img.dataobj) > 0
     if not mask.any():
         raise DataError("brain mask does not overlap the MNI grid", mask_path)
-    values = np.empty((int(mask.sum()), n - dummies), dtype=np.float32)
-    for start in range(dummies, n, CHUNK_VOLUMES):
+    values = np.empty((int(mask.sum()), n), dtype=np.float32)
+    for start in range(0, n, CHUNK_VOLUMES):
         # A few volumes at a time: a 300-volume series at 2 mm is 1.3 GB in float32.
         stop = min(start + CHUNK_VOLUMES, n)
         part = resample_img(img.slicer[..., start:stop], target_affine=affine, target_shape=shape,
                             interpolation="continuous", force_resample=True, copy_header=True)
-        values[:, start - dummies:stop - dummies] = np.asarray(part.dataobj, np.float32)[mask]
-    values = masking.high_pass(masking.smooth_masked(values, mask, affine, fwhm), tr, high_pass)
+        values[:, start:stop] = np.asarray(part.dataobj, np.float32)[mask]
+    values = masking.high_pass(masking.smooth_masked(values, mask, affine, fwhm), tr, high_pass,
+                               skip=skip)
     result: dict[str, Any] = {"preproc": out / "preproc_bold.nii.gz",
                               "mask": out / "brain_mask.nii.gz",
                               "confounds": out / "confounds.tsv", "boldref": None, "model": None}
@@ -126,10 +130,7 @@ def import_fmriprep(files: dict[str, str | None], out_dir: str | os.PathLike, *,
     nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine,
                              series_header(mask.shape, affine, None, dtype=np.uint8)),
              result["mask"])
-    kept = conf.iloc[dummies:].reset_index(drop=True)
-    if "framewise_displacement" in kept:
-        kept.loc[0, "framewise_displacement"] = np.nan  # its predecessor was discarded
-    kept.to_csv(result["confounds"], sep="\t", index=False, na_rep="n/a")
+    conf.to_csv(result["confounds"], sep="\t", index=False, na_rep="n/a")
     if files.get("boldref"):
         ref = resample_img(nib.load(files["boldref"]), target_affine=affine, target_shape=shape,
                            interpolation="continuous", force_resample=True, copy_header=True)
@@ -140,19 +141,19 @@ def import_fmriprep(files: dict[str, str | None], out_dir: str | os.PathLike, *,
         from ..group.collect import _downsample  # the group level's own masked box average
 
         mshape, maffine = template_grid(model_res)
-        data = np.asarray(img.dataobj, dtype=np.float32)[..., dummies:]
+        data = np.asarray(img.dataobj, dtype=np.float32)
         coarse, cmask = _downsample(data, np.asarray(src_mask.dataobj) > 0, img.affine, mshape,
                                     maffine)
         del data
         result["model"] = out / "model_bold.nii.gz"
-        write_masked_series(result["model"], model_ready(coarse), cmask, maffine, tr)
+        write_masked_series(result["model"], model_ready(coarse, sample_mask=~flagged), cmask,
+                            maffine, tr)
     space = str(files.get("space"))
     result["metadata"] = {
         "RepetitionTime": tr,
         "SkullStripped": bool(meta_in.get("SkullStripped", False)),
-        "NumberOfVolumesDiscardedByUser": dummies,
-        "DummyScans": {"Count": dummies, "Source": "fMRIPrep non_steady_state_outlier columns"
-                       if auto else "user (--dummy-scans)"},
+        **non_steady_fields(int(flagged.sum()), "fMRIPrep non_steady_state_outlier columns"
+                            if auto else "user (--dummy-scans)"),
         "SpatialReference": TEMPLATE_SPACE,
         "SourceSpace": space + (f" (res-{files['res']})" if files.get("res") else ""),
         "Resolution": f"{output_res} mm isotropic",

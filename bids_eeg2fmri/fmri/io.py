@@ -93,10 +93,12 @@ def load_bold(path: str | os.PathLike) -> tuple[nib.Nifti1Image, np.ndarray]:
 
 def check_volume_count(n_volumes: int, n_dummy: int, path: str | os.PathLike,
                        minimum: int = MIN_VOLUMES) -> None:
-    """Raise :class:`DataError` unless at least ``minimum`` volumes remain after the dummy scans."""
+    """Raise :class:`DataError` unless at least ``minimum`` steady-state volumes follow the
+    ``n_dummy`` non-steady ones (they are kept, but nothing can be estimated from them)."""
     if n_volumes - n_dummy < minimum:
-        raise DataError(f"only {n_volumes - n_dummy} volume(s) remain after removing {n_dummy} dummy "
-                        f"scan(s) of {n_volumes}; at least {minimum} are needed", Path(path))
+        raise DataError(f"only {n_volumes - n_dummy} steady-state volume(s) after {n_dummy} "
+                        f"non-steady-state (dummy) scan(s) of {n_volumes}; at least {minimum} are "
+                        "needed", Path(path))
 
 
 def series_header(shape: tuple[int, ...], affine: np.ndarray, repetition_time: float | None,

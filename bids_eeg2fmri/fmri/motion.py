@@ -233,7 +233,7 @@ def robust_reference(data: np.ndarray, affine: np.ndarray, *, n_volumes: int = N
     Parameters
     ----------
     data
-        4-D steady-state series (dummy scans already removed).
+        4-D steady-state series (non-steady-state volumes left out).
     affine
         NIfTI affine of the grid.
     n_volumes

@@ -22,7 +22,7 @@ from . import confounds as conf
 from . import masking, model_ready, motion, registration, slice_timing, tissue
 from . import resample as resampling
 from .antsutil import affine_to_ants_geometry, itk_text, parse_itk_text
-from .dummy import detect_dummy_scans
+from .dummy import detect_dummy_scans, match_brightness
 from .io import check_volume_count, load_bold, read_run, series_header, write_masked_series
 
 LOG = logging.getLogger(__name__)
@@ -31,18 +31,22 @@ LOG = logging.getLogger(__name__)
 def prepare(bold_file: str | os.PathLike, out_file: str | os.PathLike, *,
             metadata: dict[str, Any] | None = None, dummy_scans: int | None = None,
             slice_time_ref: float = 0.5) -> dict[str, Any]:
-    """Validate the run, drop dummy scans and correct slice timing.
+    """Validate the run, count its non-steady-state volumes and correct slice timing.
+
+    Every volume is kept. Like fMRIPrep (AFNI ``3dTshift -ignore``), slice-timing correction
+    interpolates the steady-state volumes only and passes the non-steady ones through unchanged:
+    their saturation overshoot would otherwise leak into the first steady volumes' interpolation.
 
     Parameters
     ----------
     bold_file
         The raw BOLD series.
     out_file
-        Where to write the steady-state, slice-time corrected float32 series (``.nii``).
+        Where to write the slice-time corrected float32 series, every volume (``.nii``).
     metadata
         The run's BIDS metadata; the file's own sidecar when ``None``.
     dummy_scans
-        Volumes to discard; detected automatically when ``None``.
+        Leading non-steady-state volumes to flag; detected automatically when ``None``.
     slice_time_ref
         Reference time as a fraction of the TR.
 
@@ -50,12 +54,13 @@ def prepare(bold_file: str | os.PathLike, out_file: str | os.PathLike, *,
     -------
     dict
         ``dummy_scans``, ``dummy_source`` (``user``/``auto``), ``repetition_time``,
-        ``slice_timing_corrected``, ``start_time``, ``n_volumes`` (kept), ``metadata``.
+        ``slice_timing_corrected``, ``start_time``, ``n_volumes`` (all), ``metadata``.
 
     Raises
     ------
     DataError
-        Bad header or metadata (see :func:`read_run`), NaN/Inf voxels, fewer than 5 volumes left.
+        Bad header or metadata (see :func:`read_run`), NaN/Inf voxels, fewer than 5 steady-state
+        volumes.
     """
     run = read_run(bold_file, metadata)
     img, data = load_bold(bold_file)
@@ -64,7 +69,6 @@ def prepare(bold_file: str | os.PathLike, out_file: str | os.PathLike, *,
     else:
         n_dummy, source = int(dummy_scans), "user"
     check_volume_count(data.shape[-1], n_dummy, bold_file)
-    data = data[..., n_dummy:]
     tr = run.repetition_time
     corrected = False
     start_time = 0.0
@@ -75,9 +79,9 @@ def prepare(bold_file: str | os.PathLike, out_file: str | os.PathLike, *,
         LOG.info("%s: all slices acquired at once; no slice-timing correction needed", bold_file)
         start_time = float(run.slice_timing[0])
     else:
-        data = slice_timing.slice_time_correct(
-            data, run.slice_timing, tr, slice_encoding_direction=run.slice_encoding_direction,
-            ref_fraction=slice_time_ref)
+        data[..., n_dummy:] = slice_timing.slice_time_correct(
+            data[..., n_dummy:], run.slice_timing, tr,
+            slice_encoding_direction=run.slice_encoding_direction, ref_fraction=slice_time_ref)
         corrected = True
         start_time = slice_time_ref * tr
     affine = img.affine
@@ -101,6 +105,12 @@ def head_motion(in_file: str | os.PathLike, out_dir: str | os.PathLike, *, n_pro
     spike the slices of one corrected volume disagree about the head's pose. Measured on simulator
     data: rotation RMS error 0.0015 rad on the original series against 0.0027 rad after STC.
 
+    The boldref is built from steady-state volumes only and every volume, the non-steady ones
+    included, is registered to it (fMRIPrep keeps them in the series too), so the transforms and
+    parameters have one row per volume of the run. The non-steady volumes are first scaled to the
+    steady-state brightness: ANTs' mean-squares metric would read their saturation overshoot as
+    misalignment (fMRIPrep's MCFLIRT uses a normalised correlation, which ignores it).
+
     Parameters
     ----------
     in_file
@@ -110,7 +120,7 @@ def head_motion(in_file: str | os.PathLike, out_dir: str | os.PathLike, *, n_pro
     n_procs
         torch threads (``method="torch"``) or ANTs worker processes (``method="ants"``).
     skip
-        Leading (dummy) volumes to ignore.
+        Leading non-steady-state volumes, left out of the boldref.
     method
         ``"torch"`` (batched, :mod:`.batched_rigid`) or ``"ants"`` (one registration per volume).
 
@@ -122,9 +132,12 @@ def head_motion(in_file: str | os.PathLike, out_dir: str | os.PathLike, *, n_pro
     """
     out_dir = Path(out_dir)
     img = nib.load(os.fspath(in_file))
-    data = np.asarray(img.dataobj, dtype=np.float32)[..., int(skip):]
+    data = np.asarray(img.dataobj, dtype=np.float32)
     affine = img.affine
-    boldref = motion.robust_reference(data, affine, method=method, n_procs=n_procs, scratch=out_dir)
+    skip = int(skip)
+    boldref = motion.robust_reference(data[..., skip:], affine, method=method, n_procs=n_procs,
+                                      scratch=out_dir)
+    data = match_brightness(data, skip)
     mats = motion.register_volumes(boldref, data, affine, method=method, n_procs=n_procs,
                                    scratch=out_dir)
     params = motion.matrices_to_params(mats, motion.grid_center(data.shape, affine))
@@ -162,10 +175,15 @@ def register(boldref_file: str | os.PathLike, mask_file: str | os.PathLike,
 def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
              field_file: str | os.PathLike, out_dir: str | os.PathLike, *, output_res: int = 2,
              fwhm: float = 0.0, high_pass: float = 0.0, model_res: int | None = None,
-             n_procs: int = 1) -> dict[str, Any]:
+             n_procs: int = 1, n_non_steady: int = 0) -> dict[str, Any]:
     """One-shot resampling to MNI, masking, optional filters and the model-ready series.
 
-    ``n_procs`` worker processes resample contiguous chunks of volumes.
+    ``n_procs`` worker processes resample contiguous chunks of volumes. Every volume is resampled;
+    the ``n_non_steady`` leading ones are left out of what would be biased by their overshoot, as
+    fMRIPrep does: CompCor and the cosine basis (:func:`tissue.tissue_confounds`), the
+    ``--high-pass`` filter (fitted on the steady-state volumes, the others pass through) and the
+    model-ready trend and scaling (:func:`model_ready.model_ready`). DVARS and the mean tissue
+    signals cover every volume, as fMRIPrep's do.
 
     Returns
     -------
@@ -185,12 +203,15 @@ def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
     tmask = masking.template_mask_on_grid(shape, affine)
     values, covered = resampling.resample_series(data, img.affine, hmc, field, field_affine, tmask,
                                                  affine, return_coverage=True, n_procs=n_procs)
-    keep = masking.refine_mask(tmask, values.mean(axis=1)) & covered
+    skip = int(n_non_steady)
+    # The mask is drawn from the steady-state signal, as fMRIPrep's comes from its boldref.
+    keep = masking.refine_mask(tmask, values[:, skip:].mean(axis=1)) & covered
     mask = resampling.unmask(keep, tmask)
     values = values[keep]
     dv, std_dv = conf.dvars(values)
-    tissue_table, tissue_meta = tissue.tissue_confounds(values, mask, affine, tr)
-    values = masking.high_pass(masking.smooth_masked(values, mask, affine, fwhm), tr, high_pass)
+    tissue_table, tissue_meta = tissue.tissue_confounds(values, mask, affine, tr, skip)
+    values = masking.high_pass(masking.smooth_masked(values, mask, affine, fwhm), tr, high_pass,
+                               skip=skip)
     out: dict[str, Any] = {"preproc": out_dir / "preproc_bold.nii.gz",
                            "mask": out_dir / "brain_mask.nii.gz", "model": None,
                            "dvars": out_dir / "dvars.tsv", "mask_voxels": int(keep.sum()),
@@ -209,11 +230,12 @@ def resample(in_file: str | os.PathLike, hmc_file: str | os.PathLike,
         mmask = masking.template_mask_on_grid(mshape, maffine)
         mvals, mcov = resampling.resample_series(data, img.affine, hmc, field, field_affine, mmask,
                                                  maffine, return_coverage=True, n_procs=n_procs)
-        mkeep = masking.refine_mask(mmask, mvals.mean(axis=1)) & mcov
-        mvals = masking.high_pass(masking.smooth_masked(mvals[mkeep], resampling.unmask(mkeep, mmask),
-                                                        maffine, fwhm), tr, high_pass)
+        mkeep = masking.refine_mask(mmask, mvals[:, skip:].mean(axis=1)) & mcov
+        mvals = masking.high_pass(masking.smooth_masked(
+            mvals[mkeep], resampling.unmask(mkeep, mmask), maffine, fwhm), tr, high_pass, skip=skip)
         out["model"] = out_dir / "model_bold.nii.gz"
-        write_masked_series(out["model"], model_ready.model_ready(mvals),
+        steady = np.arange(mvals.shape[1]) >= skip
+        write_masked_series(out["model"], model_ready.model_ready(mvals, sample_mask=steady),
                             resampling.unmask(mkeep, mmask), maffine, tr)
     return {k: (os.fspath(v) if isinstance(v, Path) else v) for k, v in out.items()}
 
@@ -269,10 +291,10 @@ def sidecar(kind: str, *, source_file: str | os.PathLike, info: dict[str, Any],
     options = options or {}
     src = [source_uri(source_file)]
     meta = info.get("metadata", {})
-    dummies = {"NumberOfVolumesDiscardedByUser": int(info["dummy_scans"]),
-               "DummyScans": {"Count": int(info["dummy_scans"]),
-                              "Source": "detected (global-signal outliers)"
-                              if info.get("dummy_source") == "auto" else "user (--dummy-scans)"}}
+    dummies = conf.non_steady_fields(int(info["dummy_scans"]),
+                                     "detected (global-signal outliers)"
+                                     if info.get("dummy_source") == "auto"
+                                     else "user (--dummy-scans)")
     if kind in ("preproc", "model"):
         out: dict[str, Any] = {
             "RepetitionTime": float(info["repetition_time"]),
@@ -301,7 +323,8 @@ def sidecar(kind: str, *, source_file: str | os.PathLike, info: dict[str, Any],
                 "Description": "MNI152NLin2009aSym brain mask restricted to voxels with EPI signal"}
     if kind == "boldref":
         return {"Sources": src, "SkullStripped": False, **dummies,
-                "Description": "Median of the first steady-state volumes after rigid alignment"}
+                "Description": "Median of the first steady-state volumes after rigid alignment "
+                               "(non-steady-state volumes left out)"}
     if kind == "xfm":
         return {"Sources": src, "FromSpace": "boldref", "ToSpace": settings.get("Template"),
                 **settings}

@@ -112,9 +112,20 @@ def _components(prefix: str, series: np.ndarray, repetition_time: float, meta: d
     return pd.DataFrame(comps, columns=names), info
 
 
+def _pad_rows(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``n`` rows of zeros ahead of ``frame`` (nipype's CompCor pads skipped volumes the same way)."""
+    pad = pd.DataFrame(np.zeros((n, frame.shape[1])), columns=frame.columns)
+    return pd.concat([pad, frame], ignore_index=True)
+
+
 def tissue_confounds(values: np.ndarray, mask: np.ndarray, affine: np.ndarray,
-                     repetition_time: float) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+                     repetition_time: float, n_non_steady: int = 0
+                     ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Global, WM and CSF signals (with expansions), CompCor and cosine regressors.
+
+    As fMRIPrep does (nipype ``CompCor(ignore_initial_volumes=...)``), the ``n_non_steady``
+    leading volumes are left out of CompCor (voxel selection, filtering and SVD) and of the cosine
+    basis, whose rows there are 0; the mean signals cover every volume.
 
     Parameters
     ----------
@@ -127,6 +138,8 @@ def tissue_confounds(values: np.ndarray, mask: np.ndarray, affine: np.ndarray,
         The grid's affine.
     repetition_time
         Seconds.
+    n_non_steady
+        Leading non-steady-state volumes.
 
     Returns
     -------
@@ -152,7 +165,9 @@ def tissue_confounds(values: np.ndarray, mask: np.ndarray, affine: np.ndarray,
         "white_matter": {"Description": "Mean signal in the eroded MNI152 white-matter mask"},
     }
     combined = np.concatenate([rows["CSF"], rows["WM"]])
-    filtered = masking.high_pass(values.astype(np.float64), repetition_time, COMPCOR_HIGH_PASS_HZ)
+    skip = int(n_non_steady)
+    steady = values[:, skip:]
+    filtered = masking.high_pass(steady.astype(np.float64), repetition_time, COMPCOR_HIGH_PASS_HZ)
     variance = filtered.var(axis=1)
     n_top = max(MIN_VOXELS, int(round(TCOMPCOR_FRACTION * variance.size)))
     top = np.argsort(variance)[::-1][:n_top]
@@ -162,10 +177,10 @@ def tissue_confounds(values: np.ndarray, mask: np.ndarray, affine: np.ndarray,
             ("w", rows["WM"], {"Method": "aCompCor", "Mask": "WM"}),
             ("a", combined, {"Method": "aCompCor", "Mask": "combined"}),
             ("t", top, {"Method": "tCompCor"})):
-        frame, desc = _components(prefix, values[rows_k], repetition_time, info)
-        parts.append(frame)
+        frame, desc = _components(prefix, steady[rows_k], repetition_time, info)
+        parts.append(_pad_rows(frame, skip))
         meta.update(desc)
-    cos = cosine_table(n_t, repetition_time)
+    cos = _pad_rows(cosine_table(n_t - skip, repetition_time), skip)
     parts.append(cos)
     meta.update({c: {"Description": "Discrete cosine basis regressor (128 s high-pass)"}
                  for c in cos.columns})

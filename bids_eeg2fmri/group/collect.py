@@ -15,9 +15,12 @@ Both directions work on the model grid (default 4 mm), the grid EEG→fMRI model
   model-ready series — detrended and z-scored per voxel, so every voxel weighs the same in its
   region mean; targets are the spectrograms.
 
-The spectrogram's ``volume_indices`` count volumes of the original run; the BOLD derivatives have
-the ``NumberOfVolumesDiscardedByUser`` leading (dummy) volumes removed, so spectrogram row ``i``
-belongs to BOLD volume ``i − discarded`` (:func:`~bids_eeg2fmri.data.readers.read_spectrogram`).
+The spectrogram's ``volume_indices`` count volumes of the original run, and so do the BOLD
+derivatives, which keep every volume: spectrogram row ``i`` belongs to BOLD volume ``i``. The
+non-steady-state volumes are dropped from the confounds' ``non_steady_state_outlierNN`` flags (the
+sidecar's ``NonSteadyStateVolumes`` for a run without confounds), never from the count. Derivatives
+whose sidecar has ``NumberOfVolumesDiscardedByUser`` (earlier versions cut the dummy scans off)
+are paired with that offset (:func:`~bids_eeg2fmri.data.readers.read_spectrogram`).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from ..errors import DataError, ExitCode, UsageError, UserError
 from ..fmri.io import write_masked_series
 from ..fmri.model_ready import model_ready
 from ..data.montage import Montage, conform, montage_for_runs
-from ..data.readers import load_run, read_spectrogram
+from ..data.readers import load_run, non_steady_flags, read_spectrogram
 from ..data.regions import NON_GM, gm_region_labels
 from ..data.windows import DataSpec, RunArrays
 
@@ -183,8 +186,9 @@ def model_grid_series(run: RunFiles, res: int, cache_dir: Path) -> Path:
 
     The participant level's ``desc-model_bold`` when it exists at that resolution; otherwise
     derived from ``desc-preproc`` (averaged over the mask inside each coarse voxel, then
-    detrended and z-scored per voxel with :func:`~bids_eeg2fmri.fmri.model_ready.model_ready`) and
-    cached in ``cache_dir`` next to a copy of its sidecar.
+    detrended and z-scored per voxel with :func:`~bids_eeg2fmri.fmri.model_ready.model_ready`,
+    fitted on the volumes not flagged non-steady) and cached in ``cache_dir`` next to a copy of its
+    sidecar.
     """
     if res in run.model_bold:
         return run.model_bold[res]
@@ -193,8 +197,9 @@ def model_grid_series(run: RunFiles, res: int, cache_dir: Path) -> Path:
     if run.mask is None:
         raise DataError(f"{run.key}: desc-preproc_bold has no desc-brain_mask beside it",
                         path=run.preproc_bold)
+    conf_stamp = run.confounds.stat().st_mtime_ns if run.confounds is not None else ""
     digest = hashlib.sha1(f"{run.preproc_bold.resolve()}|{run.preproc_bold.stat().st_mtime_ns}|"
-                          f"{res}".encode()).hexdigest()[:12]
+                          f"{res}|{conf_stamp}".encode()).hexdigest()[:12]
     dest = cache_dir / f"{run.key}_res-{res}_desc-model_bold_{digest}.nii.gz"
     if dest.exists():
         return dest
@@ -212,7 +217,8 @@ def model_grid_series(run: RunFiles, res: int, cache_dir: Path) -> Path:
     tr = repetition_time(run.preproc_bold)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
-        write_masked_series(tmp, model_ready(values), mask, affine, tr)
+        steady = ~non_steady_flags(values.shape[1], run.confounds, sidecar_of(run.preproc_bold))
+        write_masked_series(tmp, model_ready(values, sample_mask=steady), mask, affine, tr)
     meta = read_json(sidecar_of(run.preproc_bold))
     with atomic_path(sidecar_of(dest)) as tmp:
         tmp.write_text(json.dumps(meta))
@@ -394,6 +400,7 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
         if len(directions) > 1:
             img = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine, img.header)
         eeg, valid, chans, freqs = read_spectrogram(f.spectrogram, img.shape[3], offset)
+        flags = None if f.confounds else non_steady_flags(img.shape[3], sidecar=sidecar_of(bold))
         eeg = conform(eeg, chans, montage, positions=positions, interpolate=True,
                       path=f.spectrogram)
         spectrum = (eeg, valid, list(montage.channels), freqs)
@@ -401,6 +408,7 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
             labels, names, mask_path = targets[d]
             run, spec = load_run(f.spectrogram, bold, subject=f.subject, run=f.run_label,
                                  mask=mask_path, atlas_labels=labels, confounds=f.confounds,
+                                 non_steady=flags,
                                  tr=repetition_time(bold), volume_offset=offset,
                                  cache_dir=cache_dir / "arrays", image=img, spectrum=spectrum)
             if names is not None:

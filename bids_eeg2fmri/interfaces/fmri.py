@@ -22,18 +22,18 @@ class _PrepareInput(BaseInterfaceInputSpec):
     metadata = traits.Either(None, traits.Dict, default=None, usedefault=True,
                              desc="BIDS metadata of the run (None: read the file's sidecar)")
     dummy_scans = traits.Either(None, traits.Int, default=None, usedefault=True,
-                                desc="volumes to discard (None: detect)")
+                                desc="leading non-steady-state volumes (None: detect)")
     slice_time_ref = traits.Range(0.0, 1.0, value=0.5, usedefault=True)
 
 
 class _PrepareOutput(TraitedSpec):
-    out_file = File(exists=True, desc="steady-state, slice-time corrected series")
-    dummy_scans = traits.Int(desc="volumes removed at the start")
+    out_file = File(exists=True, desc="slice-time corrected series, every volume")
+    dummy_scans = traits.Int(desc="leading non-steady-state volumes (kept, flagged)")
     info = traits.Dict(desc="dummy scans, TR, slice-timing facts")
 
 
 class PrepareBold(SimpleInterface):
-    """Validate the run, remove dummy scans, correct slice timing (:func:`stages.prepare`)."""
+    """Validate the run, count non-steady volumes, correct slice timing (:func:`stages.prepare`)."""
 
     input_spec = _PrepareInput
     output_spec = _PrepareOutput
@@ -52,7 +52,7 @@ class PrepareBold(SimpleInterface):
 # ----------------------------------------------------------------------------- head motion
 class _HMCInput(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="the original BOLD series")
-    skip = traits.Int(0, usedefault=True, desc="leading dummy volumes to ignore")
+    skip = traits.Int(0, usedefault=True, desc="leading non-steady volumes, not in the boldref")
     n_procs = traits.Int(1, usedefault=True, desc="torch threads or ANTs processes")
     method = traits.Enum("torch", "ants", usedefault=True, desc="head-motion registration")
 
@@ -114,6 +114,7 @@ class _ResampleInput(BaseInterfaceInputSpec):
     high_pass = traits.Float(0.0, usedefault=True)
     model_res = traits.Either(None, traits.Enum(1, 2, 3, 4), default=None, usedefault=True)
     n_procs = traits.Int(1, usedefault=True, desc="processes resampling volumes in parallel")
+    n_non_steady = traits.Int(0, usedefault=True, desc="leading non-steady-state volumes")
 
 
 class _ResampleOutput(TraitedSpec):
@@ -135,7 +136,7 @@ class ResampleToMNI(SimpleInterface):
         i = self.inputs
         out = stages.resample(i.in_file, i.hmc_xfm, i.field, runtime.cwd, output_res=i.output_res,
                               fwhm=i.fwhm, high_pass=i.high_pass, model_res=i.model_res,
-                              n_procs=i.n_procs)
+                              n_procs=i.n_procs, n_non_steady=i.n_non_steady)
         self._results.update({k: out[k] for k in ("preproc", "mask", "model", "dvars",
                                                           "tissue", "tissue_meta")})
         return runtime
@@ -147,6 +148,8 @@ class _ConfInput(BaseInterfaceInputSpec):
     dvars = File(exists=True, mandatory=True)
     tissue = File(exists=True, desc="ResampleToMNI's tissue confounds")
     tissue_meta = File(exists=True, desc="their column metadata (.json)")
+    n_non_steady = traits.Int(0, usedefault=True,
+                              desc="leading volumes flagged non_steady_state_outlierNN")
 
 
 class _ConfOutput(TraitedSpec):
@@ -165,7 +168,8 @@ class Confounds(SimpleInterface):
 
         out = stages.confounds(self.inputs.motion_params, self.inputs.dvars, runtime.cwd,
                                tissue_file=_opt(self.inputs.tissue),
-                               tissue_meta=_opt(self.inputs.tissue_meta))
+                               tissue_meta=_opt(self.inputs.tissue_meta),
+                               n_non_steady=self.inputs.n_non_steady)
         self._results["tsv"] = out["tsv"]
         self._results["metadata"] = json.loads(Path(out["json"]).read_text())
         return runtime

@@ -76,10 +76,13 @@ def fmri_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
     if options.get("fmri_derivatives"):
         return fmriprep_paragraph(options, versions)
     dummy = options.get("dummy_scans")
-    dummy_txt = (f"the first {int(dummy)} volumes were discarded as dummy scans"
+    dummy_txt = (f"the first {int(dummy)} volumes were flagged as non-steady-state (dummy scans)"
                  if dummy is not None else
                  "non-steady-state volumes were identified as leading outliers (robust z > 3.5) "
-                 "of the global signal and removed")
+                 "of the global signal")
+    dummy_txt += ("; they were kept in every derivative, flagged in the confounds "
+                  "(non_steady_state_outlier columns), and left out of slice-timing correction, "
+                  "the reference volume, CompCor, the cosine basis, the filters and the modelling")
     hmc_txt = ("rigid registration (mean squares) of every volume to it with ANTs"
                if options.get("hmc", "torch") == "ants" else
                "rigid registration of all volumes to it at once (batched multi-resolution "
@@ -134,9 +137,10 @@ def fmriprep_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
         f"by bids_eeg2fmri {_v(versions, 'bids_eeg2fmri')} and resampled by world coordinates "
         f"(nilearn {_v(versions, 'nilearn')}, third-order spline) onto a {res} mm "
         "MNI152NLin2009aSym grid without a template-to-template transform. "
-        + (f"The first {int(dummy)} volumes were discarded as dummy scans."
-           if dummy is not None else
-           "The leading volumes fMRIPrep flagged as non-steady-state were discarded."))
+        + (f"The first {int(dummy)} volumes were flagged as non-steady-state (dummy scans) "
+           "instead of fMRIPrep's flags." if dummy is not None else
+           "The volumes fMRIPrep flagged as non-steady-state stayed in the series, flagged.")
+        + " Flagged volumes were left out of the filters and the modelling.")
     if options.get("model_ready"):
         text += (f" For modelling, a {options.get('model_res', 4)} mm series was derived by "
                  "averaging within the brain mask, a second-order Legendre trend was removed and "

@@ -171,7 +171,8 @@ def _run_section(out: Path, key: str, files: dict[str, Path], fig_dir: Path,
             sec, "Dummy scans",
             "Global signal of the raw run (mean of the voxels brighter than average). Leading "
             "volumes still approaching steady-state magnetisation are brighter; the shaded ones "
-            "were discarded from every output.",
+            "are kept in every output and flagged (non_steady_state_outlier columns of the "
+            "confounds), so that analyses leave them out.",
             p4 := _figure_path(fig_dir, key, "dummy", "bold"),
             lambda: F.plot_dummy_scans(raw_bold, n_dummy, p4, tr=tr,
                                        source=str(dummy.get("Source", ""))),

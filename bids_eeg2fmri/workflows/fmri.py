@@ -3,11 +3,11 @@
 ::
 
     inputnode(bold_file, t1w_file)
-      ├ prepare (validate, dummy scans, slice timing)
-      └ hmc (on the original series: boldref, rigid per-volume registration) ┐
-              └ register (boldref → MNI, optional via T1w)             │
-                  └ resample (one shot: hmc ∘ affine ∘ warp; mask; model-ready)
-                      └ confounds (motion, FD, DVARS, tissue) ◄────────────────┘
+      ├ prepare (validate, count non-steady volumes, slice timing; every volume kept)
+      └ hmc (on the original series: steady-state boldref, every volume registered) ┐
+              └ register (boldref → MNI, optional via T1w)                    │
+                  └ resample (one shot: hmc ∘ affine ∘ warp; mask; model-ready)      │
+                      └ confounds (motion, FD, DVARS, tissue, non-steady flags) ◄───┘
       derivatives: boldref, hmc and MNI transforms, preproc BOLD, brain mask, confounds, model BOLD
 """
 
@@ -119,9 +119,12 @@ def init_fmri_preproc_wf(*, config, metadata: Mapping[str, Any] | None = None,
         wf.connect(inputnode, "t1w_file", register, "t1w_file")
     wf.connect([
         (inputnode, prepare, [("bold_file", "bold_file")]),
-        # Motion is estimated on the original series (see stages.head_motion), minus the dummies.
+        # Motion is estimated on the original series (see stages.head_motion); the non-steady
+        # volumes stay in the series and are flagged, not removed.
         (inputnode, hmc, [("bold_file", "in_file")]),
         (prepare, hmc, [("dummy_scans", "skip")]),
+        (prepare, resample, [("dummy_scans", "n_non_steady")]),
+        (prepare, confounds, [("dummy_scans", "n_non_steady")]),
         (hmc, register, [("boldref", "boldref"), ("boldref_mask", "boldref_mask")]),
         (prepare, resample, [("out_file", "in_file")]),
         (hmc, resample, [("hmc_xfm", "hmc_xfm")]),

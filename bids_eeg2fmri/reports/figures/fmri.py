@@ -349,7 +349,7 @@ def _carpet_order(mask: np.ndarray, segments: Mapping[str, np.ndarray], n_rows: 
 # ----------------------------------------------------------------------------- dummy scans
 def plot_dummy_scans(bold: PathLike | np.ndarray, n_dummy: int, out_path: PathLike, *,
                      tr: float | None = None, source: str = "") -> Path:
-    """Global signal of the raw run with the discarded leading volumes highlighted.
+    """Global signal of the raw run with the flagged (non-steady-state) leading volumes highlighted.
 
     Parameters
     ----------
@@ -357,7 +357,7 @@ def plot_dummy_scans(bold: PathLike | np.ndarray, n_dummy: int, out_path: PathLi
         The raw BIDS BOLD file (its global signal is computed as the dummy-scan detector does:
         mean of the voxels brighter than the average voxel) or that 1-D global signal.
     n_dummy
-        Volumes discarded at the start.
+        Non-steady-state volumes flagged at the start.
     out_path
         Output ``.svg``.
     tr
@@ -384,7 +384,7 @@ def plot_dummy_scans(bold: PathLike | np.ndarray, n_dummy: int, out_path: PathLi
     if n_dummy > 0:
         step = x[1] - x[0] if gs.size > 1 else 1
         ax.axvspan(x[0] - step / 2, x[n_dummy - 1] + step / 2, color="r", alpha=0.2,
-                   label=f"{n_dummy} discarded")
+                   label=f"{n_dummy} flagged non-steady")
     if mad > 0:
         # The detector's threshold: robust z = 0.6745 (x - median) / MAD = 3.5.
         ax.axhline(med + OUTLIER_Z * mad / MAD_TO_SD, color="r", ls="--", lw=0.8,
