@@ -32,10 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
-from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix
-from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader
 
 from ..data.windows import RunArrays
@@ -82,19 +80,26 @@ class Reducer:
         self.components = components
 
     def fit(self, x: np.ndarray) -> "Reducer":
-        self.scaler = StandardScaler().fit(x)
+        self.mean = x.mean(axis=0)
+        self.std = x.std(axis=0)
+        self.std[self.std == 0] = 1.0
+        z = (x - self.mean) / self.std
         k = min(self.components, x.shape[1], x.shape[0] - 1) if self.components else 0
-        self.pca = PCA(k, svd_solver="full").fit(self.scaler.transform(x)) if k else None
+        self.components_ = None
+        if k:
+            # Eigenvectors of the feature covariance: with many more windows than features this
+            # is the PCA at a fraction of an SVD of the window matrix (scikit-learn's
+            # "covariance_eigh" solver, absent from the oldest supported release).
+            vals, vecs = np.linalg.eigh(z.T @ z)
+            self.components_ = vecs[:, np.argsort(vals)[::-1][:k]].T
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        z = self.scaler.transform(x)
-        return self.pca.transform(z) if self.pca is not None else z
+        z = (x - self.mean) / self.std
+        return z @ self.components_.T if self.components_ is not None else z
 
     def state(self) -> dict[str, Any]:
-        return {"scale_mean": self.scaler.mean_, "scale_std": self.scaler.scale_,
-                "pca_mean": None if self.pca is None else self.pca.mean_,
-                "pca_components": None if self.pca is None else self.pca.components_}
+        return {"scale_mean": self.mean, "scale_std": self.std, "components": self.components_}
 
 
 class LinearHead:
@@ -107,18 +112,18 @@ class LinearHead:
     c
         Inverse L2 strength of the logistic regression (classes weighted to balance, so that
         holding out a participant does not tilt the intercept towards the other class).
-    dim, margin, epochs, lr
-        Contrastive projection size, margin, full-batch epochs and learning rate.
+    dim, margin, epochs
+        Contrastive projection size, margin and L-BFGS iterations.
     seed
         Seeds the contrastive projection's initialisation and the pair sampling.
     """
 
     def __init__(self, objective: str = "crossentropy", *, c: float = 1.0, dim: int = 8,
-                 margin: float = 1.0, epochs: int = 100, lr: float = 0.05, seed: int = 0) -> None:
+                 margin: float = 1.0, epochs: int = 60, seed: int = 0) -> None:
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         self.objective, self.c = objective, c
-        self.dim, self.margin, self.epochs, self.lr, self.seed = dim, margin, epochs, lr, seed
+        self.dim, self.margin, self.epochs, self.seed = dim, margin, epochs, seed
 
     def fit(self, z: np.ndarray, y: np.ndarray) -> "LinearHead":
         """Fit on reduced window features ``z`` ``(n, k)`` and integer labels ``y`` ``(n,)``."""
@@ -128,7 +133,7 @@ class LinearHead:
             self.clf.fit(z, y)
         else:
             self.weight = _contrastive_projection(z, y, self.dim, self.margin, self.epochs,
-                                                  self.lr, self.seed)
+                                                  self.seed)
             proj = z @ self.weight
             self.centroids = np.stack([proj[y == c].mean(0) for c in self.classes_])
         return self
@@ -153,26 +158,31 @@ class LinearHead:
 
 
 def _contrastive_projection(z: np.ndarray, y: np.ndarray, dim: int, margin: float, epochs: int,
-                            lr: float, seed: int) -> np.ndarray:
-    """Linear ``W`` minimising the margin contrastive loss over random pairs of windows:
-    ``same·d² + (1 − same)·max(0, margin − d)²`` with ``d = ‖(z_i − z_j) W‖`` (Hadsell et al.
-    2006, the loss of Calhas' contrastive classifier)."""
-    gen = torch.Generator().manual_seed(seed)
-    zt = torch.as_tensor(z, dtype=torch.float32)
-    yt = torch.as_tensor(y)
-    w = torch.nn.Parameter(torch.randn(z.shape[1], dim, generator=gen) / np.sqrt(z.shape[1]))
-    opt = torch.optim.Adam([w], lr=lr)
-    n_pairs = min(4096, len(z) * 8)
-    for _ in range(epochs):
-        i = torch.randint(len(z), (n_pairs,), generator=gen)
-        j = torch.randint(len(z), (n_pairs,), generator=gen)
-        d = ((zt[i] - zt[j]) @ w).norm(dim=1)
-        same = (yt[i] == yt[j]).float()
-        loss = (same * d ** 2 + (1 - same) * torch.clamp(margin - d, min=0) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return w.detach().numpy().astype(np.float64)
+                            seed: int) -> np.ndarray:
+    """Linear ``W`` minimising the margin contrastive loss over a fixed random set of window
+    pairs, ``same·d² + (1 − same)·max(0, margin − d)²`` with ``d = ‖(z_i − z_j) W‖`` (Hadsell et
+    al. 2006, the loss of Calhas' contrastive classifier), by L-BFGS with the analytic gradient
+    (``epochs`` iterations)."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(seed)
+    n_pairs = min(2048, len(z) * 4)
+    i, j = rng.integers(len(z), size=(2, n_pairs))
+    diff = z[i] - z[j]
+    same = y[i] == y[j]
+
+    def loss(w_flat: np.ndarray) -> tuple[float, np.ndarray]:
+        w = w_flat.reshape(z.shape[1], dim)
+        proj = diff @ w
+        d = np.sqrt((proj ** 2).sum(1)) + 1e-12
+        gap = np.clip(margin - d, 0, None)
+        value = np.where(same, d ** 2, gap ** 2).mean()
+        coef = np.where(same, 2.0, -2.0 * gap / d) / n_pairs
+        return float(value), (diff.T @ (coef[:, None] * proj)).ravel()
+
+    w0 = rng.normal(size=(z.shape[1], dim)) / np.sqrt(z.shape[1])
+    res = minimize(loss, w0.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": epochs})
+    return res.x.reshape(z.shape[1], dim)
 
 
 @dataclass
