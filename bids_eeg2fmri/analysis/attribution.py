@@ -33,6 +33,14 @@ from torch.utils.data import DataLoader
 from ..data.windows import RunArrays
 
 
+def _evenly(samples: pd.DataFrame, n: int) -> pd.DataFrame:
+    """At most ``n`` rows spread evenly over the table (every run and participant represented)."""
+    if len(samples) <= n:
+        return samples
+    keep = np.unique(np.linspace(0, len(samples) - 1, n).round().astype(int))
+    return samples.iloc[keep].reset_index(drop=True)
+
+
 def _inputs(fitted: Any, runs: Sequence[RunArrays], samples: pd.DataFrame) -> torch.Tensor:
     ds = fitted.calibrated(runs, samples, None).dataset(runs, samples)
     return torch.cat([b["x"] for b in DataLoader(ds, batch_size=256, shuffle=False)]).float()
@@ -100,7 +108,7 @@ def integrated_gradients(model: torch.nn.Module, x: torch.Tensor,
 
 def relevance_maps(fitted: Any, runs: Sequence[RunArrays], samples: pd.DataFrame, *,
                    targets: Sequence[int] | None = None, steps: int = 32,
-                   max_samples: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+                   max_samples: int = 256) -> tuple[np.ndarray, np.ndarray, dict]:
     """Per-sample relevance of a fitted EEG→fMRI model's inputs.
 
     Parameters
@@ -121,10 +129,7 @@ def relevance_maps(fitted: Any, runs: Sequence[RunArrays], samples: pd.DataFrame
         ``(window, channels, frequencies)`` (STFT frames summed within each TR), and ``info``
         (``method``, ``n_samples``, ``max_delta``: the largest relative completeness gap).
     """
-    if len(samples) > max_samples:
-        keep = np.unique(np.linspace(0, len(samples) - 1, max_samples).round().astype(int))
-        samples = samples.iloc[keep].reset_index(drop=True)
-    x = _inputs(fitted, runs, samples)
+    x = _inputs(fitted, runs, _evenly(samples, max_samples))
     net = fitted.model
     if fitted.name == "ridge" and hasattr(net, "fit_closed_form"):
         feats = net.features(x).numpy().astype(np.float64)
@@ -172,3 +177,13 @@ def band_channel_relevance(table: pd.DataFrame, bands: dict[str, Sequence[float]
         out[band] = sel.groupby("channel", sort=False)["relevance"].sum()
     channels = list(dict.fromkeys(table["channel"]))
     return pd.DataFrame(out).reindex(channels).fillna(0.0)
+
+
+def attention_matrix(fitted: Any, runs: Sequence[RunArrays], samples: pd.DataFrame, *,
+                     max_samples: int = 512) -> np.ndarray:
+    """Mean over samples of a ``topo-attention`` model's sparse channel-to-channel attention
+    ``(channels, channels)`` (row ``i``: how channel ``i`` is re-expressed from the others)."""
+    x = _inputs(fitted, runs, _evenly(samples, max_samples))
+    net = fitted.model.to("cpu").eval()
+    with torch.no_grad():
+        return net.attention_map(x).mean(dim=0).numpy().astype(np.float64)

@@ -129,7 +129,8 @@ class LinearHead:
         """Fit on reduced window features ``z`` ``(n, k)`` and integer labels ``y`` ``(n,)``."""
         self.classes_ = np.unique(y)
         if self.objective == "crossentropy":
-            self.clf = LogisticRegression(C=self.c, max_iter=500, class_weight="balanced")
+            self.clf = LogisticRegression(C=self.c, max_iter=200, class_weight="balanced",
+                                          solver="newton-cholesky")
             self.clf.fit(z, y)
         else:
             self.weight = _contrastive_projection(z, y, self.dim, self.margin, self.epochs,

@@ -40,13 +40,14 @@ from ..layers import (DCTDecoder, RandomFourierFeatures, ResBlock3d, Variational
 from ..registry import register
 
 
-@register("topo-attention", defaults={"latent": 32, "attention_dim": 16, "filters": 8,
-                                      "fourier_features": 256, "fourier_scale": 3.0,
-                                      "dropout": 0.2, "decoder": "rff", "dct_fraction": 0.5,
-                                      "variational": False, "kl_weight": 1e-3, "organize": 0.0,
-                                      "fmri_reconstruction": False},
-          lr=3e-3, paper="Calhas & Henriques 2022, EEG to fMRI synthesis benefits from attentional "
-          "graphs of electrode relationships")
+DEFAULTS = {"latent": 32, "attention_dim": 16, "filters": 8, "fourier_features": 256,
+            "fourier_scale": 3.0, "dropout": 0.2, "decoder": "rff", "dct_fraction": 0.5,
+            "variational": False, "kl_weight": 1e-3, "organize": 0.0, "fmri_reconstruction": False}
+PAPER = ("Calhas & Henriques 2022, EEG to fMRI synthesis benefits from attentional graphs of "
+         "electrode relationships")
+
+
+@register("topo-attention", defaults=DEFAULTS, lr=3e-3, paper=PAPER)
 class TopoAttention(EEG2fMRIModel):
     """Sparsemax channel attention → 3-D residual CNN → RFF decoder, aligned with an fMRI autoencoder."""
 
@@ -139,3 +140,12 @@ class TopoAttention(EEG2fMRIModel):
         if self.organize:
             loss = loss + self.organize * organize_channels(attention)
         return loss
+
+
+# The same network with Calhas' further layers switched on, selectable with ``--models`` (the
+# group level has no per-model settings): DCT decoder, variational read-out with the Laplacian
+# loss, OrganizeChannels on the attention.
+register("topo-attention-calhas", lr=3e-3, paper=PAPER + "; layers of the EEG-to-fMRI package "
+         "(Calhas 2023): inverse-DCT decoder, variational dense read-out, Laplacian loss, "
+         "OrganizeChannels", defaults={**DEFAULTS, "decoder": "dct", "variational": True,
+                                       "organize": 1.0})(TopoAttention)
