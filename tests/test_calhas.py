@@ -4,6 +4,7 @@ Laplacian loss, OrganizeChannels, the paper's loss)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import _torch_threads  # noqa: F401
@@ -21,7 +22,7 @@ from bids_eeg2fmri.models import registry
 from bids_eeg2fmri.models.base import ModelShape
 from bids_eeg2fmri.models.layers import (DCTDecoder, VariationalDense, dct_basis, laplace_nll,
                                          organize_channels)
-from bids_eeg2fmri.training import TrainConfig, cross_validate, fit
+from bids_eeg2fmri.training import TrainConfig, evaluate, fit
 from bids_eeg2fmri.training.classifier import (cross_validate_groups, encoder_features,
                                                participant_folds)
 from eeg2fmri_sim import simulate
@@ -213,9 +214,88 @@ def test_topo_attention_loss_is_the_papers_unless_asked():
 
 
 def test_topo_attention_calhas_trains_and_beats_the_baselines():
+    """DCT decoder + variational read-out + OrganizeChannels, one held-out subject."""
     runs, spec, _ = simulate(n_subjects=4, n_volumes=120, target="voxels", seed=0)
-    res = cross_validate(runs, spec, ["topo-attention-calhas"], regime="loso",
-                         window=WindowSpec(window=8, history=3),
-                         train_config=TrainConfig(epochs=20, patience=6))
-    row = res.table.iloc[0]
-    assert row.model_mse < row.train_mean_mse and row.model_mse < row.subject_mean_mse
+    fitted = fit(runs[1:], spec, "topo-attention-calhas", window=WindowSpec(window=8, history=3),
+                 train_config=TrainConfig(epochs=20, patience=6))
+    m = evaluate(fitted, runs[:1]).metrics
+    assert m["model_mse"] < m["train_mean_mse"] and m["model_mse"] < m["subject_mean_mse"], m
+
+
+def test_simulator_group_effect_writes_cohorts_and_attenuates_the_coupling(tmp_path):
+    from bids_eeg2fmri.cli.simulate import main as simulate_cli
+    from bids_eeg2fmri.simulate import load_ground_truth
+    from bids_eeg2fmri.simulate.sources import ENVELOPE_GAIN
+
+    bids = tmp_path / "bids"
+    assert simulate_cli([str(bids), "--quiet", "--subjects", "2", "--volumes", "12", "--grid",
+                         "12", "12", "8", "--voxel-size", "14", "14", "16", "--channels", "8",
+                         "--sfreq", "200", "--group-effect", "0.75"]) == 0
+    table = pd.read_csv(bids / "participants.tsv", sep="\t")
+    assert table["cohort"].tolist() == ["control", "patient"]
+    assert table["group"].tolist() == ["eegfmri", "eegfmri"]  # the modality column stays
+    for sub, coupling in (("01", 1.0), ("02", 0.25)):
+        env = load_ground_truth(bids, sub)["source_envelopes"]
+        # log envelope = log A + gain · coupling · (unit-variance source)
+        assert np.log(env[:, 0]).std() == pytest.approx(ENVELOPE_GAIN * coupling, rel=1e-3)
+        assert np.log(env[:, 1]).std() == pytest.approx(ENVELOPE_GAIN, rel=1e-3)
+    assert simulate_cli([str(tmp_path / "bad"), "--quiet", "--group-effect", "1.5"]) == 64
+
+
+def test_group_outputs_classifier_folder_and_report_sections(tmp_path):
+    """calhas_outputs (what group/run.py calls) on array data: TSVs, the classifier folder, and
+    the report sections rendered into group.html."""
+    from types import SimpleNamespace
+
+    from bids_eeg2fmri.config import Config
+    from bids_eeg2fmri.group.calhas import calhas_outputs, check_calhas
+    from bids_eeg2fmri.modelfiles import read_model_file
+    from bids_eeg2fmri.reports.html import write_group_report
+
+    runs, spec, info = simulate(n_subjects=6, n_volumes=60, target="regions", group_effect=0.8,
+                                n_channels=8, seed=2)
+    # 10-20 names, so that the topomaps find positions
+    spec = dataclasses.replace(spec, channels=["O1", "O2", "Oz", "Pz", "Fz", "F3", "F4", "Cz"])
+    bids, out = tmp_path / "bids", tmp_path / "out"
+    bids.mkdir()
+    pd.DataFrame({"participant_id": [f"sub-{s}" for s in info["cohort"]],
+                  "cohort": list(info["cohort"].values())}).to_csv(
+        bids / "participants.tsv", sep="\t", index=False)
+    config = Config.from_sources({"bids_dir": bids, "output_dir": out, "work_dir": tmp_path / "w",
+                                  "classify": "cohort", "classify_permutations": 20,
+                                  "classify_objective": "both", "attribution": True,
+                                  "attribution_region": "region2", "attribution_steps": 4,
+                                  "cv_folds": 3})
+    data = SimpleNamespace(runs=runs, spec=spec, subjects=sorted(info["cohort"]),
+                           region_names=list(spec.region_names))
+    check_calhas(config, {"eeg2fmri": data})
+    cfg = TrainConfig(epochs=2, seed=0)
+    finals = {m: (fit(runs, spec, m, train_config=cfg), 0, "")
+              for m in ("ridge", "mlp", "topo-attention")}
+    sections = calhas_outputs(config, data, finals, list(finals), out,
+                              {"theta": [4, 8], "alpha": [8, 12], "beta": [13, 30]}, write=True)
+    stats = pd.read_csv(out / "group" / "direction-eeg2fmri_model-mlp_desc-classifyCohort_stats.tsv",
+                        sep="\t")
+    assert stats["objective"].tolist() == ["crossentropy", "contrastive"]
+    assert (stats["n_participants"] == 6).all() and (stats["n_permutations"] == 20).all()
+    folder = out / "models" / "classifier" / "cohort_crossentropy"
+    state = read_model_file(folder / "model.safetensors")
+    assert state["classes"] == ["control", "patient"] and state["encoder"] == "mlp"
+    assert np.asarray(state["head"]["coef"]).shape == (1, 16)
+    for m in finals:
+        rel = pd.read_csv(out / "group" / f"direction-eeg2fmri_model-{m.replace('-', '')}"
+                          "_desc-attribution_relevance.tsv", sep="\t")
+        assert rel["relevance"].sum() == pytest.approx(1.0) and set(rel["target"]) == {"region2"}
+    att = pd.read_csv(out / "group" / "direction-eeg2fmri_model-topoattention_desc-attention_"
+                      "matrix.tsv", sep="\t", index_col=0)
+    assert np.allclose(att.sum(axis=1), 1.0, atol=1e-4)
+    table = pd.DataFrame({"model": ["ridge"], "direction": ["eeg2fmri"], "fold": [0],
+                          "mse": [1.0], "r": [0.1]})
+    html = write_group_report(out, table, extra_sections=sections).read_text()
+    assert "Classification: cohort" in html and "Attribution and attention" in html
+    for key in ("classification", "attribution", "attention"):
+        assert (out / "group" / "figures" / f"desc-{key}_group.svg").is_file(), key
+    assert "Not available because" not in html
+    bad = Config.from_sources({"bids_dir": bids, "output_dir": out, "classify": "diagnosis"})
+    with pytest.raises(UsageError, match="no such column"):
+        check_calhas(bad, {"eeg2fmri": data})
