@@ -231,24 +231,37 @@ def participant_folds(participants: np.ndarray, labels: np.ndarray, k: int) -> l
     return [np.sort(order[i::k]) for i in range(k)]
 
 
-def _reduced_folds(features: np.ndarray, window_part: np.ndarray, folds: list[np.ndarray],
-                   components: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per fold: held-out window mask, reduced training and reduced test features."""
-    out = []
-    for test in folds:
-        is_test = np.isin(window_part, test)
-        red = Reducer(components).fit(features[~is_test])
-        out.append((is_test, red.transform(features[~is_test]), red.transform(features[is_test])))
-    return out
+class _FoldFeatures:
+    """Reduced training and test features per held-out participant set, computed once: the
+    reduction needs no labels, and the permutations deal the same participants into the same
+    folds again and again."""
+
+    def __init__(self, features: np.ndarray, window_part: np.ndarray, components: int) -> None:
+        self.features, self.window_part, self.components = features, window_part, components
+        self.cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, test: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        key = tuple(int(t) for t in test)
+        if key not in self.cache:
+            is_test = np.isin(self.window_part, test)
+            red = Reducer(self.components).fit(self.features[~is_test])
+            self.cache[key] = (is_test, red.transform(self.features[~is_test]),
+                               red.transform(self.features[is_test]))
+        return self.cache[key]
 
 
-def _cv_scores(reduced: list[tuple[np.ndarray, np.ndarray, np.ndarray]], window_part: np.ndarray,
-               part_labels: np.ndarray, make_head: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out mean class scores per participant ``(P, n_classes)`` and per-window predictions."""
+def _cv_scores(fold_features: _FoldFeatures, names: np.ndarray, part_labels: np.ndarray, k: int,
+               make_head: Any) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Held-out mean class scores per participant ``(P, n_classes)``, per-window predictions
+    and the folds, dealt from ``part_labels`` (so a permutation is cross-validated exactly as
+    the true labels are)."""
+    window_part = fold_features.window_part
     n_classes = int(part_labels.max()) + 1
     part_scores = np.full((len(part_labels), n_classes), -np.inf)
     window_pred = np.zeros(len(window_part), dtype=int)
-    for is_test, z_train, z_test in reduced:
+    folds = participant_folds(names, part_labels, k)
+    for test in folds:
+        is_test, z_train, z_test = fold_features(test)
         head = make_head().fit(z_train, part_labels[window_part[~is_test]])
         s = np.full((len(z_test), n_classes), -np.inf)
         s[:, head.classes_] = head.scores(z_test)
@@ -256,7 +269,7 @@ def _cv_scores(reduced: list[tuple[np.ndarray, np.ndarray, np.ndarray]], window_
         test_part = window_part[is_test]
         for p in np.unique(test_part):
             part_scores[p] = s[test_part == p].mean(0)
-    return part_scores, window_pred
+    return part_scores, window_pred, folds
 
 
 def cross_validate_groups(features: np.ndarray, window_participant: Sequence[str],
@@ -297,17 +310,17 @@ def cross_validate_groups(features: np.ndarray, window_participant: Sequence[str
         raise ValueError(f"classification needs at least two groups, found {classes}")
     part_labels = np.array([classes.index(labels[p]) for p in names])
     window_part = np.searchsorted(names, window_participant)
-    fold_list = participant_folds(names, part_labels, folds)
-    reduced = _reduced_folds(features, window_part, fold_list, components)
+    fold_features = _FoldFeatures(features, window_part, components)
 
     def make_head() -> LinearHead:
         return LinearHead(objective, seed=seed, **head_options)
 
     def statistic(perm_labels: np.ndarray) -> float:
-        scores, _ = _cv_scores(reduced, window_part, perm_labels, make_head)
+        scores, _, _ = _cv_scores(fold_features, names, perm_labels, folds, make_head)
         return balanced_accuracy_score(perm_labels, scores.argmax(1))
 
-    scores, window_pred = _cv_scores(reduced, window_part, part_labels, make_head)
+    scores, window_pred, fold_list = _cv_scores(fold_features, names, part_labels, folds,
+                                                make_head)
     predicted = scores.argmax(1)
     observed = balanced_accuracy_score(part_labels, predicted)
     p_value, null = float("nan"), np.zeros(0)
