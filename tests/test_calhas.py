@@ -118,7 +118,7 @@ def test_ridge_closed_form_matches_integrated_gradients():
     for targets in ([1], [0, 2], None):
         ig, delta = integrated_gradients(lin, torch.as_tensor(x), targets, steps=8)
         assert np.allclose(ig, ridge_relevance(w, b, x, targets), atol=1e-8), targets
-        assert np.abs(delta).max() < 1e-8
+        assert np.abs(delta).max() < 1e-6
     # completeness of the closed form: a row sums to F(x) − F(0)
     rel = ridge_relevance(w, b, x, None)
     assert np.allclose(rel.sum(1), 0.5 * ((x @ w) ** 2).sum(1))
