@@ -100,7 +100,7 @@ def test_classification_through_the_synthesis_model_beats_chance_only_with_an_ef
         feats = encoder_features(fitted, runs, samples)
         assert feats.shape == (len(samples), 256)  # the last hidden layer, not the output
         out[effect] = cross_validate_groups(feats, samples["subject"], info["cohort"], folds=6,
-                                            permutations=200)
+                                            permutations=100)
     assert out[0.8].balanced_accuracy >= 0.8 and out[0.8].p_value < 0.05, out[0.8].summary()
     assert out[0.0].p_value > 0.05, out[0.0].summary()
 
