@@ -60,7 +60,7 @@ def plot_band_topomaps(relevance: Mapping[str, pd.DataFrame],
             ax = axes[i, j]
             im, _ = mne.viz.plot_topomap(table.loc[chans, band].to_numpy(), pos, axes=ax,
                                          show=False, cmap="Reds", vlim=(0, vmax), sphere=0.1,
-                                         contours=0)
+                                         contours=0, extrapolate="head")
             if i == 0:
                 ax.set_title(band, fontsize=9)
             if j == 0:
