@@ -274,8 +274,8 @@ def test_group_outputs_classifier_folder_and_report_sections(tmp_path):
               for m in ("ridge", "mlp", "topo-attention")}
     sections = calhas_outputs(config, data, finals, list(finals), out,
                               {"theta": [4, 8], "alpha": [8, 12], "beta": [13, 30]}, write=True)
-    stats = pd.read_csv(out / "group" / "direction-eeg2fmri_model-mlp_desc-classifyCohort_stats.tsv",
-                        sep="\t")
+    stats = pd.read_csv(out / "group" / "direction-eeg2fmri_model-mlp_desc-classifyCohort_"
+                        "stats.tsv", sep="\t")
     assert stats["objective"].tolist() == ["crossentropy", "contrastive"]
     assert (stats["n_participants"] == 6).all() and (stats["n_permutations"] == 20).all()
     folder = out / "models" / "classifier" / "cohort_crossentropy"

@@ -140,7 +140,8 @@ class VolumeAutoencoder(nn.Module):
 # ------------------------------------------------------------------ Calhas' layers (issue 15)
 def dct_basis(n: int, k: int) -> torch.Tensor:
     """The first ``k`` orthonormal DCT-II basis vectors of length ``n``, as columns ``(n, k)``:
-    coefficients ``c`` map to the signal ``B @ c`` (the inverse DCT of ``c`` zero-padded to ``n``)."""
+    coefficients ``c`` map to the signal ``B @ c`` (the inverse DCT of ``c`` zero-padded to
+    ``n``)."""
     i = torch.arange(n, dtype=torch.float64)[:, None]
     j = torch.arange(k, dtype=torch.float64)[None]
     basis = torch.cos(math.pi * (2 * i + 1) * j / (2 * n)) * math.sqrt(2.0 / n)
@@ -149,7 +150,8 @@ def dct_basis(n: int, k: int) -> torch.Tensor:
 
 
 class DCTDecoder(nn.Module):
-    """The lowest ``fraction`` of 3-D DCT coefficients along each grid axis → inverse DCT → volume (Calhas' ``padded_iDCT3D``: the coefficients are zero-padded to the grid and
+    """The lowest ``fraction`` of 3-D DCT coefficients along each grid axis → inverse DCT →
+    volume (Calhas' ``padded_iDCT3D``: the coefficients are zero-padded to the grid and
     inverse-transformed, so the synthesized volume is spatially smooth by construction).
 
     Without a grid (region targets) the "grid" is the ``(n, 1, 1)`` column of

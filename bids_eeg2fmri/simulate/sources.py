@@ -131,7 +131,8 @@ def simulate_sources(rng: np.random.Generator, times: np.ndarray, n_sources: int
     latent /= latent.std(axis=0)
     k_gain = np.ones(n_sources) if coupling is None else np.asarray(coupling, dtype=float)
     h = canonical_hrf(dt)
-    conv = k_gain[None, :] * np.stack([np.convolve(latent[:, k], h)[:n] * dt for k in range(n_sources)], axis=1)
+    conv = k_gain[None, :] * np.stack([np.convolve(latent[:, k], h)[:n] * dt
+                                       for k in range(n_sources)], axis=1)
     env = amplitudes[None, :] * np.exp(ENVELOPE_GAIN * k_gain[None, :] * latent)
     return Sources(times=times, latent=latent, hrf=conv, envelopes=env)
 

@@ -47,8 +47,8 @@ def encoder_features(fitted: Any, runs: Sequence[RunArrays], samples: pd.DataFra
 
     The model's EEG latent, flattened: ``encode_eeg`` or ``encode`` where the model has one,
     the input of the final read-out layer of a sequential network (``mlp``'s last hidden
-    layer), else the synthesized volume in the normalised target units. Participants the model has no statistics for are normalised
-    with their own (as in prediction).
+    layer), else the synthesized volume in the normalised target units. Participants the model
+    has no statistics for are normalised with their own (as in prediction).
     """
     ds = fitted.calibrated(runs, samples, None).dataset(runs, samples)
     net = fitted.model.to("cpu").eval()

@@ -39,7 +39,8 @@ def plot_band_topomaps(relevance: Mapping[str, pd.DataFrame],
     Parameters
     ----------
     relevance
-        Model → channels × bands table (:func:`~bids_eeg2fmri.analysis.attribution.band_channel_relevance`).
+        Model → channels × bands table
+        (:func:`~bids_eeg2fmri.analysis.attribution.band_channel_relevance`).
     positions
         Channel → 3-D head position (m); channels without one are left out.
     """
