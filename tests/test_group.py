@@ -464,6 +464,7 @@ def test_fmriprep_outputs_as_fmri_input_participant_and_group(group_run, tmp_pat
     assert len(card["Data"]["Runs"]) == 3 and card["Data"]["Montage"]["Mode"] == "common"
 
 
+@pytest.mark.slow
 def test_attribution_attention_and_classify_checks_through_the_cli(group_run, tmp_path, capsys):
     """Issue 15 through the group level: --attribution writes relevance tables, topo-attention
     its attention map, both in group.html; --classify with a column of too few participants per
