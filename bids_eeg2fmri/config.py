@@ -120,6 +120,14 @@ class GroupConfig:
     single_region_regions: list[str] = field(default_factory=list)
     single_region_model: str = "ridge"
     single_region_test: str = "ttest"
+    # Issue 15 (Calhas 2023): classification through the frozen synthesis model, attribution.
+    classify: str = ""
+    classify_model: str = ""
+    classify_objective: str = "crossentropy"
+    classify_permutations: int = 200
+    attribution: bool = False
+    attribution_region: str = ""
+    attribution_steps: int = 32
 
 
 @dataclass
@@ -256,6 +264,7 @@ class Config:
         if gr.single_region and gr.direction == "eeg2fmri":
             raise UsageError("group.single_region analyses the fMRI→EEG direction; use "
                              "--direction fmri2eeg or both")
+        _check_calhas_options(gr)
         ex.participant_label = normalise_labels(ex.participant_label, "sub")
         ex.session_label = normalise_labels(ex.session_label, "ses")
         ex.task_label = normalise_labels(ex.task_label, "task")
@@ -270,6 +279,18 @@ class Config:
     def to_toml(self) -> str:
         """Serialise to TOML text that :meth:`from_sources` reads back to an equal object."""
         return dump_toml(self.to_dict())
+
+
+def _check_calhas_options(gr: GroupConfig) -> None:
+    """Classification and attribution options (issue 15)."""
+    _choice("group.classify_objective", gr.classify_objective,
+            ("crossentropy", "contrastive", "both"))
+    if gr.classify_permutations < 0 or gr.attribution_steps < 2:
+        raise UsageError("group.classify_permutations must be >= 0 and group.attribution_steps "
+                         ">= 2")
+    if (gr.classify or gr.attribution) and gr.direction == "fmri2eeg":
+        raise UsageError("--classify and --attribution read the EEG→fMRI models; use "
+                         "--direction eeg2fmri or both")
 
 
 def normalise_labels(labels: list[str], prefix: str) -> list[str]:

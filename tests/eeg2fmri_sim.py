@@ -13,6 +13,11 @@ It follows the simulator's model (``bids_eeg2fmri.simulate``) at the level the m
 4. Measured BOLD: voxel weight × region truth + temporally autocorrelated (AR(1)) noise per voxel,
    (plus noise shared by a region's voxels), or per region for ``target="regions"``. Values are signal change with zero mean per run.
 
+With ``group_effect`` > 0 every second subject is a ``patient`` (the others ``control``,
+``info["cohort"]``): in patients source 0 loads ``1 − group_effect`` times as strongly on its
+channel group and band, and drives its region as much less (an attenuated rhythm and coupling). Per-subject EEG z-scoring
+leaves the difference in the spectrogram's covariance (the driven bins co-vary more), not in its mean.
+
 With ``coupled=False`` the BOLD sources are drawn independently of the EEG ones: nothing can be
 predicted, which the leakage test needs. ``info["ceiling_region"]`` is the noise ceiling of the
 region-averaged measurement (its r with the noiseless region truth).
@@ -51,7 +56,8 @@ def region_labels(grid: tuple[int, int, int] = GRID) -> tuple[np.ndarray, np.nda
 def simulate(n_subjects: int = 4, n_volumes: int = 160, *, tr: float = 2.0, n_channels: int = 8,
              n_freqs: int = 6, n_frames: int = 2, target: str = "voxels", coupled: bool = True,
              eeg_noise: float = 0.7, bold_noise: float = 1.0, region_noise: float = 0.7, dummies: int = 2,
-             n_runs: int = 1, seed: int = 0) -> tuple[list[RunArrays], DataSpec, dict]:
+             n_runs: int = 1, group_effect: float = 0.0,
+             seed: int = 0) -> tuple[list[RunArrays], DataSpec, dict]:
     """Simulate ``n_subjects × n_runs`` runs.
 
     Returns
@@ -76,16 +82,20 @@ def simulate(n_subjects: int = 4, n_volumes: int = 160, *, tr: float = 2.0, n_ch
         labels = label_vol[mask]
     else:
         labels = np.arange(1, 5)
-    runs = []
+    runs, cohort = [], {}
     for s in range(n_subjects):
         subject = f"{s + 1:02d}"
+        cohort[subject] = "patient" if s % 2 else "control"
+        effect = 1.0 - (group_effect if s % 2 else 0.0)
+        subject_load = load.copy()
+        subject_load[0] *= effect
         base = rng.normal(scale=3.0, size=(n_channels, n_freqs))
         gain = rng.uniform(0.7, 1.4, size=(n_channels, 1))
         weights = rng.uniform(0.7, 1.3, size=len(labels))
         for r in range(n_runs):
             n_fr = n_volumes * n_frames
             src = _ar1(rng, n_fr, phi=0.9, size=3)                       # (frames, 3)
-            eeg = np.einsum("tk,kcf->tcf", src, load) * gain + base
+            eeg = np.einsum("tk,kcf->tcf", src, subject_load) * gain + base
             eeg = eeg + eeg_noise * rng.normal(size=eeg.shape)
             eeg = eeg.reshape(n_volumes, n_frames, n_channels, n_freqs).transpose(0, 2, 3, 1)
             neural = src.reshape(n_volumes, n_frames, 3).mean(axis=1)
@@ -94,7 +104,7 @@ def simulate(n_subjects: int = 4, n_volumes: int = 160, *, tr: float = 2.0, n_ch
             region_truth = np.zeros((n_volumes, 5))
             for k, sign in ((0, -1.0), (1, 1.0)):
                 conv = np.convolve(neural[:, k], hrf)[:n_volumes]
-                region_truth[:, k + 1] = sign * conv / conv.std()
+                region_truth[:, k + 1] = sign * conv / conv.std() * (effect if k == 0 else 1.0)
             truth = region_truth[:, labels] * weights
             # Noise shared within a region (physiology, vascular) plus independent voxel noise, both
             # autocorrelated: region averaging then cannot average all the noise away.
@@ -116,4 +126,5 @@ def simulate(n_subjects: int = 4, n_volumes: int = 160, *, tr: float = 2.0, n_ch
     else:
         spec = DataSpec(channels, freqs, n_frames, tr, "regions", 4,
                         region_names=[f"region{i}" for i in range(1, 5)], labels=labels)
-    return runs, spec, {"labels": labels, "driven": DRIVEN, "undriven": UNDRIVEN}
+    return runs, spec, {"labels": labels, "driven": DRIVEN, "undriven": UNDRIVEN,
+                        "cohort": cohort}

@@ -493,3 +493,31 @@ def test_fmriprep_outputs_as_fmri_input_participant_and_group(group_run, tmp_pat
                 "--direction", "eeg2fmri", "--models", "ridge"]) == 0
     card = json.loads((out2 / "models" / "eeg2fmri" / "ridge" / "model.json").read_text())
     assert len(card["Data"]["Runs"]) == 3 and card["Data"]["Montage"]["Mode"] == "common"
+
+
+@pytest.mark.slow
+def test_attribution_attention_and_classify_checks_through_the_cli(group_run, tmp_path, capsys):
+    """Issue 15 through the group level: --attribution writes relevance tables, topo-attention
+    its attention map, both in group.html; --classify with a column of too few participants per
+    group exits 18 before training."""
+    out, bids = group_run["out"], group_run["bids"]
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    args = [str(bids), str(copy), "group", "-w", str(tmp_path / "w"), *GROUP_ARGS,
+            "--direction", "eeg2fmri", "--epochs", "1"]
+    assert app([*args, "--models", "ridge", "topo-attention", "--attribution",
+                "--attribution-region", REGIONS[0], "--attribution-steps", "4"]) == 0
+    for m in ("ridge", "topoattention"):
+        rel = pd.read_csv(copy / "group" / f"direction-eeg2fmri_model-{m}_desc-attribution_"
+                          "relevance.tsv", sep="\t")
+        assert rel["relevance"].sum() == pytest.approx(1.0)
+        assert set(rel["target"]) == {REGIONS[0]}
+    att = pd.read_csv(copy / "group" / "direction-eeg2fmri_model-topoattention_desc-attention_"
+                      "matrix.tsv", sep="\t", index_col=0)
+    assert np.allclose(att.sum(axis=1), 1.0, atol=1e-4)
+    html = (copy / "group.html").read_text()
+    assert "Attribution and attention" in html and "drawing it failed" not in html
+    capsys.readouterr()
+    assert app([*args, "--models", "mlp", "--classify", "group"]) == 18
+    err = capsys.readouterr().err.strip()
+    assert "two groups of two" in err and len(err.splitlines()) == 1

@@ -181,6 +181,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--single-region-test", dest="single_region_test",
                    choices=("ttest", "permutation"),
                    help="paired t-test or exact sign-flip permutation across subjects")
+    g = p.add_argument_group("group level: classification and attribution (EEG→fMRI, Calhas)")
+    g.add_argument("--classify", dest="classify", metavar="COLUMN",
+                   help="classify participants by this participants.tsv column from their EEG "
+                        "through the frozen synthesis model (linear head, participant-wise CV, "
+                        "permutation test)")
+    g.add_argument("--classify-model", dest="classify_model", metavar="NAME",
+                   help="EEG→fMRI model whose encoder is frozen (default: the first deep model "
+                        "of --models, else the first)")
+    g.add_argument("--classify-objective", dest="classify_objective",
+                   choices=("crossentropy", "contrastive", "both"),
+                   help="linear head trained with cross-entropy (default), a contrastive loss, "
+                        "or both")
+    g.add_argument("--classify-permutations", dest="classify_permutations", type=int,
+                   metavar="N", help="label permutations of the test (default 200; 0 = none)")
+    g.add_argument("--attribution", dest="attribution", action="store_true",
+                   help="integrated-gradients (ridge: coefficient × input) relevance of EEG "
+                        "channel × frequency × time for every EEG→fMRI model")
+    g.add_argument("--attribution-region", dest="attribution_region", metavar="NAME",
+                   help="explain this target region (default: the whole volume)")
+    g.add_argument("--attribution-steps", dest="attribution_steps", type=int, metavar="N",
+                   help="integrated-gradients path steps (default 32)")
     return p
 
 

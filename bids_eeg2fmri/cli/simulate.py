@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bcg", action="store_true", help="add the BCG artifact and an ECG channel")
     g.add_argument("--volume-marker", help="volume trigger name (R128 → Response/R128; "
                                            "'Scan Start'; or Type/Description)")
+    g.add_argument("--group-effect", type=float,
+                   help="0–1: every second participant is a 'patient' (participants.tsv column "
+                        "cohort) whose first source is coupled 1 − this as strongly (default 0: "
+                        "no cohorts)")
     g.add_argument("--seed", type=int, help="random seed (0)")
     return p
 
@@ -77,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 _FIELDS = ("subjects", "eeg_only_subjects", "fmri_only_subjects", "sessions", "runs",
            "volumes", "tr", "acquisition_time", "slice_order", "multiband_factor", "dummy_scans",
            "snr", "motion_scale", "truth_resolution", "sources", "channels", "sfreq", "line_freq",
-           "volume_marker", "seed")
+           "volume_marker", "group_effect", "seed")
 
 
 def params_from_args(args: argparse.Namespace) -> Any:

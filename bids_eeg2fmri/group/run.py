@@ -38,6 +38,7 @@ from ..training.direction import Direction, get_direction
 from ..training.distributed import is_main_process
 from ..training.options import TrainConfig
 from . import card as C
+from .calhas import calhas_outputs, check_calhas
 from .collect import GroupData, RunFiles, collect_directions, find_runs, paired_runs
 from .results import (DirectionResult, cv_summary, fc_matrices, fold_table, loss_curves,
                       print_summary, score_options)
@@ -255,6 +256,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     for data in datasets.values():
         check_subjects(data, gr.cv, gr.cv_folds)
     sr_regions = check_single_region(config, datasets["fmri2eeg"]) if gr.single_region else []
+    check_calhas(config, datasets)
     if gr.eeg_features == "bands" and "eeg2fmri" in datasets:
         from ..data.bandpool import pool_runs
 
@@ -263,7 +265,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
         data.runs, data.spec = pool_runs(data.runs, data.spec, bands)
     if save is not None and is_main_process():
         save()
-    tables, curves, fc, single_region = [], {}, None, None
+    tables, curves, fc, single_region, sections = [], {}, None, None, []
     n_subjects = max(len(d.subjects) for d in datasets.values())
     for direction, data in datasets.items():
         log.info("group level %s: %d participant(s), %d run(s), models %s, --cv %s", direction,
@@ -277,6 +279,10 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
                 if is_main_process():
                     atomic_write_text(single_region_path(out), single_region.to_csv(
                         sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
+        if direction == "eeg2fmri":  # classification, attribution, attention (Calhas)
+            sections += calhas_outputs(config, data, finals, models[direction], out,
+                                       participant.get("eeg", {}).get("bands") or config.eeg.bands,
+                                       write=is_main_process())
         if is_main_process():
             _write_outputs(config, direction, data, res, finals, out)
         tables.append(res.table)
@@ -293,7 +299,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
                  "(EEG→fMRI) or band × channel-group cells (fMRI→EEG) the simulator's sources "
                  "drive; noise_ceiling: r of those targets' measurement with the noiseless signal."]
         report = write_group_report(out, table, curves, single_region, fc, notes=notes,
-                                    warnings=warnings)
+                                    warnings=warnings, extra_sections=sections)
         _citation(config, out, participant, sorted({m for d in directions for m in models[d]}),
                   n_subjects, bool(ceilings), files)
         print(print_summary(table), flush=True)

@@ -135,3 +135,81 @@ class VolumeAutoencoder(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(y))
+
+
+# ------------------------------------------------------------------ Calhas' layers (issue 15)
+def dct_basis(n: int, k: int) -> torch.Tensor:
+    """The first ``k`` orthonormal DCT-II basis vectors of length ``n``, as columns ``(n, k)``:
+    coefficients ``c`` map to the signal ``B @ c`` (the inverse DCT of ``c`` zero-padded to
+    ``n``)."""
+    i = torch.arange(n, dtype=torch.float64)[:, None]
+    j = torch.arange(k, dtype=torch.float64)[None]
+    basis = torch.cos(math.pi * (2 * i + 1) * j / (2 * n)) * math.sqrt(2.0 / n)
+    basis[:, 0] /= math.sqrt(2.0)
+    return basis.float()
+
+
+class DCTDecoder(nn.Module):
+    """The lowest ``fraction`` of 3-D DCT coefficients along each grid axis → inverse DCT →
+    volume (Calhas' ``padded_iDCT3D``: the coefficients are zero-padded to the grid and
+    inverse-transformed, so the synthesized volume is spatially smooth by construction).
+
+    Without a grid (region targets) the "grid" is the ``(n, 1, 1)`` column of
+    :class:`~.base.GridCodec`, and the decoder keeps the lowest ``fraction`` of its 1-D DCT.
+    """
+
+    def __init__(self, shape: ModelShape, fraction: float = 0.5) -> None:
+        super().__init__()
+        self.codec = GridCodec(shape)
+        self.n_coef = tuple(max(1, int(math.ceil(s * fraction))) for s in self.codec.grid_shape)
+        for axis, (n, k) in enumerate(zip(self.codec.grid_shape, self.n_coef)):
+            self.register_buffer(f"basis{axis}", dct_basis(n, k), persistent=False)
+
+    def from_coefficients(self, c: torch.Tensor) -> torch.Tensor:
+        """Flat coefficients ``(B, prod(n_coef))`` → targets ``(B, n_targets)``."""
+        c = c.reshape(c.shape[0], *self.n_coef)
+        v = torch.einsum("bijk,xi,yj,zk->bxyz", c, self.basis0, self.basis1, self.basis2)
+        return self.codec.from_grid(v)
+
+
+class VariationalDense(nn.Module):
+    """Dense layer with a mean-field Gaussian posterior over its weights (Bayes by backprop,
+    Blundell et al. 2015; Calhas' ``DenseVariational`` read-out) and a per-output Laplace scale.
+
+    Training draws weights with the reparameterisation trick; evaluation uses the posterior mean.
+    ``forward`` returns ``(mean, log_scale)``; :meth:`kl` is the KL divergence of the posterior
+    from the ``N(0, prior_sd²)`` prior, summed over weights.
+    """
+
+    def __init__(self, d_in: int, d_out: int, prior_sd: float = 1.0) -> None:
+        super().__init__()
+        self.mu = nn.Parameter(torch.randn(d_in, d_out) / math.sqrt(d_in))
+        self.rho = nn.Parameter(torch.full((d_in, d_out), -5.0))
+        self.bias = nn.Parameter(torch.zeros(d_out))
+        self.log_scale = nn.Parameter(torch.zeros(d_out))
+        self.prior_sd = prior_sd
+
+    def sd(self) -> torch.Tensor:
+        return nn.functional.softplus(self.rho)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.mu + self.sd() * torch.randn_like(self.mu) if self.training else self.mu
+        return h @ w + self.bias, self.log_scale.expand(h.shape[0], -1)
+
+    def kl(self) -> torch.Tensor:
+        var_ratio = (self.sd() / self.prior_sd) ** 2
+        return 0.5 * (var_ratio + (self.mu / self.prior_sd) ** 2 - 1 - torch.log(var_ratio)).sum()
+
+
+def laplace_nll(y: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood of ``y`` under ``Laplace(mean, exp(log_scale))``:
+    ``|y − μ|/b + log(2b)`` — the MAE with a learned scale (the Laplacian loss)."""
+    return ((y - mean).abs() * torch.exp(-log_scale) + log_scale + math.log(2.0)).mean()
+
+
+def organize_channels(attention: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Calhas' OrganizeChannels regulariser of a ``(B, C, C)`` attention map with rows summing to
+    1: ``−Σ_j log Σ_i A_ij`` averaged over the batch. It is smallest when every channel is
+    attended to by some row (column sums near 1), so the attention re-orders channels instead of
+    selecting a few and discarding the rest."""
+    return -torch.log(attention.sum(dim=1) + eps).sum(dim=1).mean()

@@ -84,7 +84,8 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
                        learning_curves: Mapping[str, pd.DataFrame] | None = None,
                        single_region: pd.DataFrame | None = None,
                        fc: Mapping[str, Any] | None = None, *,
-                       notes: Sequence[str] = (), warnings: Sequence[str] = ()) -> Path:
+                       notes: Sequence[str] = (), warnings: Sequence[str] = (),
+                       extra_sections: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Write ``OUT/group.html`` with its figures in ``OUT/group/figures/``.
 
     Parameters
@@ -114,6 +115,10 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
         Free lines shown under the title (e.g. data used, CV regime).
     warnings
         Lines for the report's warnings section.
+    extra_sections
+        Further sections, each ``{"id", "title", "paragraphs": [str], "figures": [FigureItem],
+        "tables": [{"caption", "columns", "rows"}]}`` (classification, attribution and
+        attention: :mod:`.calhas_sections`).
 
     Returns
     -------
@@ -191,5 +196,6 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
         figures=items, single_region=sr_table,
         sr_cols=list(single_region.columns) if sr_table else [],
         notes=list(notes), warnings=list(warnings), errors=errors,
+        extra_sections=list(extra_sections),
         version=__version__, date=now())
     return atomic_write_text(out / "group.html", html)

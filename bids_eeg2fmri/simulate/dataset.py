@@ -170,6 +170,8 @@ def _simulate_into(root: Path, params: SimulationParams,
         rows["sex"].append(str(rng_anat.choice(["F", "M"])))
         rows["handedness"].append("R" if rng_anat.random() < 0.9 else "L")
         rows["group"].append(group)
+        if params.cohort(i) is not None:
+            rows.setdefault("cohort", []).append(params.cohort(i))
         result.participants.append((sub, group))
         anatomy = random_subject(rng_anat, max_rotation_deg=params.max_rotation_deg,
                                  max_translation_mm=params.max_translation_mm,
@@ -179,10 +181,11 @@ def _simulate_into(root: Path, params: SimulationParams,
             for run in range(1, params.runs + 1):
                 progress(f"sub-{sub}" + (f" ses-{ses}" if ses else "") + f" run-{run}")
                 rec = _simulate_run(root, truth, params, mni, anatomy, grid, sub, ses, run,
-                                    group, _seed(params, i, 1, s, run))
+                                    group, _seed(params, i, 1, s, run), params.coupling(i))
                 result.runs.append(rec)
     write_tsv(root / "participants.tsv", rows)
-    write_json(root / "participants.json", _PARTICIPANTS_JSON)
+    write_json(root / "participants.json", {**_PARTICIPANTS_JSON, **(
+        {"cohort": _COHORT_JSON} if params.group_effect else {})})
     write_json(root / "dataset_description.json", {
         "Name": "bids_eeg2fmri simulated simultaneous EEG-fMRI",
         "BIDSVersion": BIDS_VERSION, "DatasetType": "raw", "License": "CC0",
@@ -204,6 +207,11 @@ _PARTICIPANTS_JSON = {
 }
 
 
+_COHORT_JSON = {"Description": "simulated group (--group-effect): patients' first source modulates "
+                               "its rhythm and drives its region less",
+                "Levels": {"control": "full coupling", "patient": "attenuated coupling"}}
+
+
 def _readme(params: SimulationParams) -> str:
     return (
         "# Simulated simultaneous EEG-fMRI\n\n"
@@ -219,13 +227,13 @@ def _readme(params: SimulationParams) -> str:
 # ----------------------------------------------------------------------------------- one run
 def _simulate_run(root: Path, truth: Path, params: SimulationParams, mni: MNIModel, anatomy,
                   grid, sub: str, ses: str | None, run: int, group: str,
-                  seed: np.random.SeedSequence) -> RunRecord:
+                  seed: np.random.SeedSequence, coupling: list[float] | None = None) -> RunRecord:
     rngs = [np.random.default_rng(s) for s in seed.spawn(6)]
     prefix = _prefix(sub, ses, params.task, run)
     timing = eegsim.eeg_timing(params)
     times = source_grid(-params.eeg_lead, params.volumes * params.tr + params.eeg_tail)
     amps = np.array([eegsim.BAND_AMPLITUDE[s.band] for s in params.source_specs])
-    sources = simulate_sources(rngs[0], times, params.sources, amps)
+    sources = simulate_sources(rngs[0], times, params.sources, amps, coupling)
     rec = RunRecord(subject=sub, session=ses, run=run)
     info: dict[str, Any] = {
         "Subject": sub, "Session": ses, "Run": run, "Task": params.task, "Group": group,
@@ -233,7 +241,8 @@ def _simulate_run(root: Path, truth: Path, params: SimulationParams, mni: MNIMod
         "TimeOrigin": "onset of the first BOLD volume (first volume trigger)",
         "Sources": [{"Name": s.name, "Band": s.band, "BandHz": list(BANDS[s.band]),
                      "CentreElectrode": s.centre, "Region": s.region,
-                     "AmplitudeMicroV": float(a)} for s, a in zip(params.source_specs, amps)],
+                     "AmplitudeMicroV": float(a), "Coupling": float(c)}
+                    for s, a, c in zip(params.source_specs, amps, coupling or [1.0] * len(amps))],
     }
     drive = region_drive(params, len(mni.region_names))
     info["Regions"] = [{"Name": n, "Driven": bool(d >= 0),

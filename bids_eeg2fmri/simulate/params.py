@@ -106,6 +106,11 @@ class SimulationParams:
         (→ type ``Comment``) or an explicit ``Type/Description``.
     truth_resolution
         Voxel size (mm) of the MNI-space noiseless BOLD in the ground truth.
+    group_effect
+        0 (default): no cohorts. Above 0: every second participant is a ``patient`` (the others
+        ``control``, column ``cohort`` of ``participants.tsv``) whose first source modulates its
+        rhythm and drives its region ``1 − group_effect`` times as strongly (an attenuated
+        rhythm and coupling: the difference ``--classify cohort`` should find).
     seed
         Seed of the one random generator everything is drawn from.
     """
@@ -149,6 +154,7 @@ class SimulationParams:
     heart_rate: float = 66.0
     volume_marker: str = "R128"
     truth_resolution: int = 4
+    group_effect: float = 0.0
     seed: int = 0
     task: str = field(default="rest")
 
@@ -197,6 +203,20 @@ class SimulationParams:
     def highest_frequency(self) -> float:
         """Highest frequency the EEG simulation puts power at on purpose (bands, line noise)."""
         return max([BANDS[s.band][1] for s in self.source_specs] + [self.line_freq])
+
+    def cohort(self, index: int) -> str | None:
+        """``control`` or ``patient`` for the 0-based participant ``index`` (None without a
+        group effect)."""
+        if not self.group_effect:
+            return None
+        return "patient" if index % 2 else "control"
+
+    def coupling(self, index: int) -> list[float]:
+        """Per driven source, how strongly it modulates its rhythm and drives its region."""
+        out = [1.0] * self.sources
+        if self.cohort(index) == "patient":
+            out[0] = 1.0 - float(self.group_effect)
+        return out
 
     def participant_group(self, index: int) -> str:
         """``eegfmri``, ``eeg`` or ``fmri`` for the 0-based participant ``index``."""
@@ -278,6 +298,8 @@ class SimulationParams:
         if self.sfreq <= 2 * self.highest_frequency:
             raise UsageError(f"--sfreq {self.sfreq:g} Hz is below twice the highest simulated "
                              f"frequency ({self.highest_frequency:g} Hz)")
+        if not 0.0 <= float(self.group_effect) <= 1.0:
+            raise UsageError(f"--group-effect must be between 0 and 1, got {self.group_effect}")
         if self.truth_resolution not in (1, 2, 3, 4, 5, 6, 8):
             raise UsageError(f"--truth-resolution must be 1, 2, 3, 4, 5, 6 or 8 mm, "
                              f"got {self.truth_resolution}")

@@ -94,7 +94,7 @@ def lowpass_noise(rng: np.random.Generator, n: int, n_series: int, sfreq: float,
 
 
 def simulate_sources(rng: np.random.Generator, times: np.ndarray, n_sources: int,
-                     amplitudes: np.ndarray) -> Sources:
+                     amplitudes: np.ndarray, coupling: np.ndarray | None = None) -> Sources:
     """Draw ``n_sources`` latent sources: band-limited noise below 0.1 Hz plus sparse events.
 
     Parameters
@@ -107,6 +107,9 @@ def simulate_sources(rng: np.random.Generator, times: np.ndarray, n_sources: int
         K.
     amplitudes
         (K,) EEG amplitude (µV) of each source's rhythm at envelope 1 (source value 0).
+    coupling
+        (K,) how strongly each source modulates its rhythm and drives its region (1 = fully;
+        the simulator's group effect lowers it in patients); None for all 1.
 
     Returns
     -------
@@ -126,9 +129,11 @@ def simulate_sources(rng: np.random.Generator, times: np.ndarray, n_sources: int
             latent[:, k] += a * np.exp(-0.5 * ((times - c) / w) ** 2)
     latent -= latent.mean(axis=0)
     latent /= latent.std(axis=0)
+    k_gain = np.ones(n_sources) if coupling is None else np.asarray(coupling, dtype=float)
     h = canonical_hrf(dt)
-    conv = np.stack([np.convolve(latent[:, k], h)[:n] * dt for k in range(n_sources)], axis=1)
-    env = amplitudes[None, :] * np.exp(ENVELOPE_GAIN * latent)
+    conv = k_gain[None, :] * np.stack([np.convolve(latent[:, k], h)[:n] * dt
+                                       for k in range(n_sources)], axis=1)
+    env = amplitudes[None, :] * np.exp(ENVELOPE_GAIN * k_gain[None, :] * latent)
     return Sources(times=times, latent=latent, hrf=conv, envelopes=env)
 
 
