@@ -9,7 +9,6 @@ and the summary helpers skip NaNs with ``nanmean``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import uniform_filter
 
 # SSIM constants of Wang et al. 2004, as scikit-image uses them.
 SSIM_K1 = 0.01
@@ -64,6 +63,12 @@ def pearson_temporal(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return _pearson(pred, true, axis=0)
 
 
+def pooled_r(pred: np.ndarray, true: np.ndarray) -> float:
+    """One Pearson r over every element of ``pred`` and ``true`` pooled (any shape)."""
+    pred, true = _pair(pred, true)
+    return float(_pearson(pred.reshape(1, -1), true.reshape(1, -1), axis=1)[0])
+
+
 def pearson_spatial(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """Pearson r across targets for every sample (the spatial correlation of each volume).
 
@@ -114,25 +119,14 @@ def ssim3d(pred: np.ndarray, true: np.ndarray, *, data_range: float | None = Non
     win_size
         Odd window side, no larger than the smallest volume dimension.
     """
+    from .evaluation.volumes import ssim_volume
+
     pred, true = _pair(pred, true)
     if pred.ndim != 3:
         raise ValueError(f"ssim3d needs 3-D volumes, got shape {pred.shape}")
-    if win_size % 2 == 0 or win_size > min(pred.shape):
-        raise ValueError(f"win_size must be odd and <= the smallest dimension {min(pred.shape)}")
     if data_range is None:
         data_range = float(true.max() - true.min())
-    npix = win_size ** 3
-    cov_norm = npix / (npix - 1)
-    mu_x = uniform_filter(true, win_size)
-    mu_y = uniform_filter(pred, win_size)
-    vx = cov_norm * (uniform_filter(true * true, win_size) - mu_x * mu_x)
-    vy = cov_norm * (uniform_filter(pred * pred, win_size) - mu_y * mu_y)
-    vxy = cov_norm * (uniform_filter(true * pred, win_size) - mu_x * mu_y)
-    c1 = (SSIM_K1 * data_range) ** 2
-    c2 = (SSIM_K2 * data_range) ** 2
-    s = ((2 * mu_x * mu_y + c1) * (2 * vxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (vx + vy + c2))
-    pad = (win_size - 1) // 2
-    return float(s[pad:-pad or None, pad:-pad or None, pad:-pad or None].mean())
+    return ssim_volume(pred, true, data_range=data_range, win_size=win_size)
 
 
 def region_means(values: np.ndarray, labels: np.ndarray,

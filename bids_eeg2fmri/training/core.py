@@ -32,7 +32,8 @@ from ..data.splits import Fold, blocked_in_time, leave_one_subject_out, make_fol
 from ..data.windows import DataSpec, RunArrays, index_samples
 from ..errors import UsageError, UserError
 from ..models import registry
-from .direction import Direction, get_direction, subject_mean
+from ..evaluation.baselines import baselines as baseline_predictions
+from .direction import Direction, get_direction
 from .model import CHECKPOINT_FILE, LOSS_FILE, MODEL_FILE, FittedModel, load_model
 from .options import TrainConfig
 from .trainer import seed_everything, train
@@ -204,7 +205,7 @@ class Evaluation:
     pred, true, truth
         Predictions, measurements and noiseless truth (None without) in the evaluation units.
     baselines
-        ``train_mean`` and ``subject_mean`` predictions.
+        The baselines' predictions (:mod:`bids_eeg2fmri.evaluation.baselines`).
     """
 
     metrics: dict[str, float]
@@ -218,18 +219,22 @@ class Evaluation:
 
 def evaluate(fitted: FittedModel | str | os.PathLike, runs: Sequence[RunArrays],
              spec: DataSpec | None = None, *, samples: pd.DataFrame | None = None,
-             rows: np.ndarray | None = None, device: str = "auto",
-             **score_options: Any) -> Evaluation:
-    """Score a fitted model (or a saved one) on samples of ``runs``, beside the two baselines.
+             rows: np.ndarray | None = None, train_rows: np.ndarray | None = None,
+             device: str = "auto", **score_options: Any) -> Evaluation:
+    """Score a fitted model (or a saved one) on samples of ``runs``, beside the baselines.
 
-    The baselines are the **training-mean** prediction and the **subject-mean** prediction (each
-    evaluated subject's own mean over the evaluated samples: an oracle no model is given, so
-    beating it means predicting the fluctuations, not the subject's average). Subjects the model
-    has no statistics for are normalised with their own (:meth:`FittedModel.calibrated`); pass a
-    model calibrated on other rows to use those instead.
+    The baselines (:mod:`bids_eeg2fmri.evaluation.baselines`) are the **training mean**, the
+    **subject mean** (each evaluated subject's own mean from its other runs or non-test samples)
+    and, given ``train_rows``, the subject mean plus the **training-mean fluctuation**. Subjects
+    the model has no statistics for are normalised with their own
+    (:meth:`FittedModel.calibrated`); pass a model calibrated on other rows to use those instead.
 
     Parameters
     ----------
+    rows
+        The evaluated rows of ``samples`` (all when None).
+    train_rows
+        The rows of ``samples`` the model was trained on (for the fluctuation baseline).
     score_options
         Passed to the direction's scores (fMRI→EEG: ``bands``, ``groups``).
     """
@@ -238,17 +243,19 @@ def evaluate(fitted: FittedModel | str | os.PathLike, runs: Sequence[RunArrays],
     fitted.check(runs, spec)
     if samples is None:
         samples = index_samples(runs, fitted.window)
-    if rows is not None:
-        samples = samples.iloc[np.asarray(rows, dtype=int)]
-    samples = samples.reset_index(drop=True)
+    table = samples.reset_index(drop=True)
+    rows = np.arange(len(table)) if rows is None else np.asarray(rows, dtype=int)
+    samples = table.iloc[rows].reset_index(drop=True)
     pred = fitted.predict(runs, samples=samples, device=device)
-    ds = fitted.calibrated(runs, samples, None).dataset(runs, samples)
+    calibrated = fitted.calibrated(runs, samples, None)
+    ds = calibrated.dataset(runs, samples)
     true = ds.targets()
     truth = ds.truth()
-    baselines = {"train_mean": fitted.direction.train_mean(fitted, true),
-                 "subject_mean": subject_mean(true, samples["subject"].to_numpy())}
-    metrics, per_subject = fitted.direction.score(pred, true, truth, baselines, fitted, samples,
-                                                  **score_options)
+    baselines, info = baseline_predictions(fitted, runs, table, rows, true, train_rows)
+    # Scored with the statistics the targets were normalised with (fMRI→EEG's dB levels).
+    metrics, per_subject = fitted.direction.score(pred, true, truth, baselines, calibrated,
+                                                  samples, **score_options)
+    metrics.update(info)
     return Evaluation(metrics, pred, true, truth, samples, baselines, per_subject)
 
 
@@ -325,8 +332,8 @@ def cross_validate(runs: Sequence[RunArrays], spec: DataSpec, models: Sequence[s
                          train_config=train_config,
                          out_dir=None if out is None else out / name / fold.name, resume=resume)
             fitted.input_pca = transform
-            ev = evaluate(fitted, fold_runs, samples=samples, rows=fold.test, device=device,
-                          **score_options)
+            ev = evaluate(fitted, fold_runs, samples=samples, rows=fold.test,
+                          train_rows=fold.train, device=device, **score_options)
             evaluations[(name, fold.name)] = ev
             records.append({"model": name, "fold": fold.name, "n_train": len(fold.train),
                             "n_test": len(fold.test), **ev.metrics})
