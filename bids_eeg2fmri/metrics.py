@@ -35,7 +35,14 @@ def rmse(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.sqrt(mse(pred, true)))
 
 
+def _flat(x: np.ndarray, axis: int) -> np.ndarray:
+    """Series constant up to rounding (an average of a broadcast constant varies in its last bits)."""
+    spread = np.ptp(x, axis=axis)
+    return spread <= 1e-9 * np.maximum(np.abs(x).max(axis=axis), np.finfo(float).tiny)
+
+
 def _pearson(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+    flat = _flat(a, axis) | _flat(b, axis)
     a = a - a.mean(axis=axis, keepdims=True)
     b = b - b.mean(axis=axis, keepdims=True)
     num = (a * b).sum(axis=axis)
@@ -43,7 +50,7 @@ def _pearson(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         r = num / den
     # A zero-variance series has no correlation: report NaN, never a division artefact.
-    return np.where(den > 0, r, np.nan)
+    return np.where((den > 0) & ~flat, r, np.nan)
 
 
 def pearson_temporal(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -170,7 +177,11 @@ def fc_matrix(x: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.atleast_2d(np.corrcoef(x, rowvar=False))
+        c = np.atleast_2d(np.corrcoef(x, rowvar=False))
+    flat = _flat(x, 0)
+    c[flat, :] = np.nan
+    c[:, flat] = np.nan
+    return c
 
 
 def fc_similarity(pred: np.ndarray, true: np.ndarray) -> float:
