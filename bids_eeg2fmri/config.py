@@ -89,7 +89,7 @@ class EEGConfig:
 
 
 DIRECTIONS = ("eeg2fmri", "fmri2eeg", "both")
-CV_REGIMES = ("loso", "kfold", "blocked", "split")
+CV_REGIMES = ("loso", "kfold", "blocked", "split", "shuffled")
 
 
 @dataclass
@@ -120,6 +120,14 @@ class GroupConfig:
     single_region_regions: list[str] = field(default_factory=list)
     single_region_model: str = "ridge"
     single_region_test: str = "ttest"
+    # Evaluation and training options (docs/evaluation.md; checked by evaluation.protocols).
+    target_domain: str = "fluctuations"
+    protocol: str = ""
+    allow_leaky_split: bool = False
+    lr: float = 0.0
+    patience: int = 10
+    hrf_lag: float = 0.0
+    model_size: str = "small"
 
 
 @dataclass
@@ -171,6 +179,9 @@ class Config:
             if name not in owners:
                 raise UsageError(f"unknown option {name!r}")
             config._set(owners[name], name, value, source="command line")
+        from .evaluation.protocols import apply_protocol
+
+        apply_protocol(config, given=set(cli or {}))
         config.validate()
         return config
 
@@ -256,6 +267,9 @@ class Config:
         if gr.single_region and gr.direction == "eeg2fmri":
             raise UsageError("group.single_region analyses the fMRI→EEG direction; use "
                              "--direction fmri2eeg or both")
+        from .evaluation.protocols import validate_evaluation
+
+        validate_evaluation(gr)
         ex.participant_label = normalise_labels(ex.participant_label, "sub")
         ex.session_label = normalise_labels(ex.session_label, "ses")
         ex.task_label = normalise_labels(ex.task_label, "task")

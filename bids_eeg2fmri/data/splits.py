@@ -176,16 +176,20 @@ def shuffled_within_subject(samples: pd.DataFrame, n_folds: int = 5, seed: int =
 
 
 def make_folds(samples: pd.DataFrame, regime: str, *, spec: WindowSpec, tr: float, k: int = 5,
-               buffer: int | None = None, seed: int = 0) -> list[Fold]:
-    """Folds of the named regime: ``loso``, ``kfold``, ``blocked`` or ``split``.
+               buffer: int | None = None, seed: int = 0, allow_leaky: bool = False) -> list[Fold]:
+    """Folds of the named regime: ``loso``, ``kfold``, ``blocked`` or ``split``; ``shuffled``
+    (sample-level, leaky: the papers' regime) only with ``allow_leaky``.
 
     Raises
     ------
     UsageError
-        For ``shuffled`` (with the reason) and unknown names.
+        For ``shuffled`` without ``allow_leaky`` (with the reason) and unknown names.
     """
     if regime in ("shuffled", "shuffle", "random"):
-        raise UsageError(SHUFFLED_REFUSAL)
+        if not allow_leaky:
+            raise UsageError(SHUFFLED_REFUSAL + " (or --allow-leaky-split to reproduce a leaky "
+                                                "protocol beside the leak-free result)")
+        return shuffled_within_subject(samples, n_folds=k, seed=seed)
     if regime == "loso":
         return leave_one_subject_out(samples)
     if regime == "kfold":

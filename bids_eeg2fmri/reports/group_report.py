@@ -21,7 +21,9 @@ CV_OPTIONAL = ("test_subject", "baseline_mean_mse", "baseline_subject_mse", "noi
 #: Columns of the summary table, in this order, where a direction has them; per-region and
 #: per-cell scores stay in the per-fold table and the metrics TSVs.
 CV_HEADLINE = ("mse", "r", "baseline_mean_mse", "baseline_subject_mse", "r_driven",
-               "noise_ceiling", "rmse", "r_spatial", "psnr", "ssim", "fc_similarity", "r_bins")
+               "noise_ceiling", "rmse", "r_spatial", "r_roi", "ssim_brain", "ssim_volume3d",
+               "ssim_slices2d", "psnr", "psnr_brain", "fc_similarity", "r_pooled_db", "r_overall",
+               "r_bins")
 
 
 def _direction_columns(table: pd.DataFrame, direction: str, candidates: Sequence[str],
@@ -84,7 +86,9 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
                        learning_curves: Mapping[str, pd.DataFrame] | None = None,
                        single_region: pd.DataFrame | None = None,
                        fc: Mapping[str, Any] | None = None, *,
-                       notes: Sequence[str] = (), warnings: Sequence[str] = ()) -> Path:
+                       notes: Sequence[str] = (), warnings: Sequence[str] = (),
+                       tables: Sequence[tuple[str, str, pd.DataFrame]] = (),
+                       banner: str | None = None) -> Path:
     """Write ``OUT/group.html`` with its figures in ``OUT/group/figures/``.
 
     Parameters
@@ -114,6 +118,11 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
         Free lines shown under the title (e.g. data used, CV regime).
     warnings
         Lines for the report's warnings section.
+    tables
+        ``(title, caption, table)`` shown after the cross-validation tables (the evaluation's
+        baselines and the papers' numbers, :mod:`bids_eeg2fmri.evaluation.comparison`).
+    banner
+        A line shown prominently at the top (a leaky split was run).
 
     Returns
     -------
@@ -190,6 +199,8 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
         folds=cv_table.to_dict("records"), fold_cols=fold_cols, directions=directions,
         figures=items, single_region=sr_table,
         sr_cols=list(single_region.columns) if sr_table else [],
-        notes=list(notes), warnings=list(warnings), errors=errors,
+        notes=list(notes), warnings=list(warnings), errors=errors, banner=banner,
+        tables=[{"title": t, "caption": c, "cols": list(df.columns),
+                 "rows": df.to_dict("records")} for t, c, df in tables if len(df)],
         version=__version__, date=now())
     return atomic_write_text(out / "group.html", html)

@@ -281,7 +281,7 @@ def cross_validate(runs: Sequence[RunArrays], spec: DataSpec, models: Sequence[s
                    hparams: dict[str, dict[str, Any]] | None = None, early_stopping: bool = True,
                    fold_inputs: FoldInputs | None = None, out_dir: str | os.PathLike | None = None,
                    resume: bool = False, seed: int = 0, device: str = "auto",
-                   **score_options: Any) -> CVResult:
+                   allow_leaky: bool = False, **score_options: Any) -> CVResult:
     """Fit and evaluate every model on every fold of ``regime``.
 
     Parameters
@@ -292,7 +292,8 @@ def cross_validate(runs: Sequence[RunArrays], spec: DataSpec, models: Sequence[s
         ``loso``, ``kfold`` (``k`` folds over subjects), ``blocked`` (``k`` time blocks within
         subjects, ``buffer`` volumes apart) or ``split`` (0.5/0.25/0.25 subjects); ``shuffled`` is
         refused (see :mod:`bids_eeg2fmri.data.splits`). Default: ``loso`` for EEG→fMRI, the
-        seed's 5-fold CV over subjects (``kfold``) for fMRI→EEG.
+        seed's 5-fold CV over subjects (``kfold``) for fMRI→EEG. ``shuffled`` (sample-level
+        folds, leaky) runs only with ``allow_leaky``.
     window
         One window for all models, so they are scored on the same samples (default: the
         direction's, with the largest history any model needs).
@@ -317,7 +318,8 @@ def cross_validate(runs: Sequence[RunArrays], spec: DataSpec, models: Sequence[s
     regime = regime or ("loso" if d.name == "eeg2fmri" else "kfold")
     window = window or d.default_window(spec, models)
     samples = index_samples(runs, window)
-    folds = make_folds(samples, regime, spec=window, tr=spec.tr, k=k, buffer=buffer, seed=seed)
+    folds = make_folds(samples, regime, spec=window, tr=spec.tr, k=k, buffer=buffer, seed=seed,
+                       allow_leaky=allow_leaky)
     out = Path(out_dir) if out_dir is not None else None
     inputs = {f.name: (fold_inputs(samples, np.concatenate([f.train, f.val]))
                        if fold_inputs is not None else (runs, spec, None)) for f in folds}
