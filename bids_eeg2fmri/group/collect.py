@@ -38,6 +38,7 @@ from ..bids.derivatives import SOURCE_ENTITIES, atomic_path, parse_entities
 from ..bids.runkey import run_entities, run_key
 from ..errors import DataError, ExitCode, UsageError, UserError
 from ..fmri.io import write_masked_series
+from ..evaluation.domains import minmax_volumes
 from ..fmri.model_ready import model_ready
 from ..data.montage import Montage, conform, montage_for_runs
 from ..data.readers import load_run, read_spectrogram
@@ -178,15 +179,18 @@ def repetition_time(bold: Path) -> float:
     return float(tr)
 
 
-def model_grid_series(run: RunFiles, res: int, cache_dir: Path) -> Path:
+def model_grid_series(run: RunFiles, res: int, cache_dir: Path,
+                      domain: str = "fluctuations") -> Path:
     """The run's model-ready BOLD on the ``res`` mm template grid.
 
     The participant level's ``desc-model_bold`` when it exists at that resolution; otherwise
     derived from ``desc-preproc`` (averaged over the mask inside each coarse voxel, then
     detrended and z-scored per voxel with :func:`~bids_eeg2fmri.fmri.model_ready.model_ready`) and
-    cached in ``cache_dir`` next to a copy of its sidecar.
+    cached in ``cache_dir`` next to a copy of its sidecar. In the ``intensity`` domain the
+    averaged intensities are min-max normalised per volume instead
+    (:func:`~bids_eeg2fmri.evaluation.domains.minmax_volumes`), always from ``desc-preproc``.
     """
-    if res in run.model_bold:
+    if res in run.model_bold and domain == "fluctuations":
         return run.model_bold[res]
     if run.preproc_bold is None:
         raise DataError(f"{run.key}: no BOLD series", path=run.spectrogram)
@@ -195,7 +199,8 @@ def model_grid_series(run: RunFiles, res: int, cache_dir: Path) -> Path:
                         path=run.preproc_bold)
     digest = hashlib.sha1(f"{run.preproc_bold.resolve()}|{run.preproc_bold.stat().st_mtime_ns}|"
                           f"{res}".encode()).hexdigest()[:12]
-    dest = cache_dir / f"{run.key}_res-{res}_desc-model_bold_{digest}.nii.gz"
+    desc = "model" if domain == "fluctuations" else "intensity"
+    dest = cache_dir / f"{run.key}_res-{res}_desc-{desc}_bold_{digest}.nii.gz"
     if dest.exists():
         return dest
     from ..resources.templates import template_grid
@@ -212,7 +217,8 @@ def model_grid_series(run: RunFiles, res: int, cache_dir: Path) -> Path:
     tr = repetition_time(run.preproc_bold)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
-        write_masked_series(tmp, model_ready(values), mask, affine, tr)
+        write_masked_series(tmp, model_ready(values) if domain == "fluctuations"
+                            else minmax_volumes(values, axis=0), mask, affine, tr)
     meta = read_json(sidecar_of(run.preproc_bold))
     with atomic_path(sidecar_of(dest)) as tmp:
         tmp.write_text(json.dumps(meta))
@@ -336,8 +342,8 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
                        target: str = "regions", atlas: str = "harvard-oxford",
                        regions: Sequence[str] = (), cache_dir: Path,
                        expected_eeg: Callable[[RunFiles], np.ndarray | None] | None = None,
-                       fmri_input: str = "regions", eeg_channels: str = "common"
-                       ) -> dict[str, GroupData]:
+                       fmri_input: str = "regions", eeg_channels: str = "common",
+                       target_domain: str = "fluctuations") -> dict[str, GroupData]:
     """Paired runs as :class:`RunArrays` for each of ``directions`` (see the module docstring).
 
     Each spectrogram and each model-grid BOLD series is read once, whatever the number of
@@ -381,7 +387,7 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
         raise UserError("no run has both EEG and BOLD derivatives: nothing to train on",
                         ExitCode.NO_DATA_SELECTED)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    series = [model_grid_series(r, res, cache_dir / "model_bold") for r in paired]
+    series = [model_grid_series(r, res, cache_dir / "model_bold", target_domain) for r in paired]
     common, affine = _common_mask(series)
     targets = {d: _targets(d, common, affine, series[0], target=target, atlas=atlas,
                            regions=regions, fmri_input=fmri_input, cache_dir=cache_dir)

@@ -110,10 +110,13 @@ class Direction:
 
     def window_from(self, group: GroupConfig, spec: DataSpec, models: Sequence[str]) -> Any:
         """The window the group options ask for: EEG→fMRI ``--window`` seconds (converted to TRs),
-        fMRI→EEG ``--window-trs``/``--horizon-trs``; both censor at ``--fd-threshold``."""
+        fMRI→EEG ``--window-trs``/``--horizon-trs``; both censor at ``--fd-threshold``;
+        EEG→fMRI lags by ``--hrf-lag`` seconds (rounded to TRs)."""
         fd = group.fd_threshold or None
         if self.window_class is WindowSpec:
-            return self.default_window(spec, models, window_s=group.window_s, fd_threshold=fd)
+            # --hrf-lag: whole TRs between the EEG window's end and the target volume.
+            return self.default_window(spec, models, window_s=group.window_s, fd_threshold=fd,
+                                       lag=int(round(group.hrf_lag / spec.tr)))
         return SequenceSpec(window=group.window_trs, horizon=group.horizon_trs, fd_threshold=fd)
 
 
