@@ -58,7 +58,8 @@ def label_leaky(table: pd.DataFrame) -> pd.DataFrame:
 
 def report_tables(table: pd.DataFrame, config: Config) -> list[tuple[str, str, pd.DataFrame]]:
     """The report's evaluation tables: model minus best baseline, and the papers' numbers."""
-    gains = gains_table(table[table["split"] != "leaky"] if "split" in table else table)
+    table = table[table["split"] != "leaky"] if "split" in table else table
+    gains = gains_table(table)
     return [
         ("Model minus best baseline",
          "Mean over folds of the model's score minus the best baseline's (training mean, the "
