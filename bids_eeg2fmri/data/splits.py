@@ -27,7 +27,8 @@ SHUFFLED_REFUSAL = (
     "shuffled within-subject splits are refused: neighbouring samples share all but one TR of "
     "their EEG window and ~20 s of haemodynamic signal, so shuffling puts near-copies of every test "
     "sample into training and inflates the scores even when EEG carries no information about BOLD; "
-    "use --cv blocked (time blocks with a buffer), loso, kfold or split")
+    "use --cv blocked (time blocks with a buffer), loso, kfold or split (or add "
+    "--allow-leaky-split to run the leaky regime beside the leak-free one)")
 
 
 @dataclass
@@ -187,8 +188,7 @@ def make_folds(samples: pd.DataFrame, regime: str, *, spec: WindowSpec, tr: floa
     """
     if regime in ("shuffled", "shuffle", "random"):
         if not allow_leaky:
-            raise UsageError(SHUFFLED_REFUSAL + " (or --allow-leaky-split to reproduce a leaky "
-                                                "protocol beside the leak-free result)")
+            raise UsageError(SHUFFLED_REFUSAL)
         return shuffled_within_subject(samples, n_folds=k, seed=seed)
     if regime == "loso":
         return leave_one_subject_out(samples)

@@ -15,6 +15,9 @@ import numpy as np
 from ..errors import UsageError
 
 DOMAINS = ("fluctuations", "intensity")
+#: What a synthesized BOLD volume holds in each domain (the ``Units`` of its sidecar).
+UNITS = {"fluctuations": "model-ready BOLD units (detrended, z-scored per voxel over the run)",
+         "intensity": "BOLD intensity per volume, min-max normalised over the brain to [0, 1]"}
 
 
 def check_domain(domain: str) -> str:
