@@ -122,6 +122,7 @@ class GroupConfig:
     single_region_test: str = "ttest"
     # Evaluation and training options (docs/evaluation.md; checked by evaluation.protocols).
     target_domain: str = "fluctuations"
+    intensity_grid: str = "model"
     protocol: str = ""
     allow_leaky_split: bool = False
     lr: float = 0.0

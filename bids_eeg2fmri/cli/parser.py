@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--target-domain", dest="target_domain", choices=("fluctuations", "intensity"),
                    help="EEG→fMRI targets: detrended, z-scored fluctuations (default) or BOLD "
                         "intensity per volume, min-max normalised as the papers do")
+    g.add_argument("--intensity-grid", dest="intensity_grid", choices=("model", "resize"),
+                   help="grid of --target-domain intensity: the model grid (--model-res; 2 mm is "
+                        "the papers' MNI grid) or a native-like 64x64x30 resize")
     g.add_argument("--protocol", dest="protocol",
                    choices=("calhas2023", "bruno2025", "bricman2021", "poster"),
                    help="a seed paper's protocol: a documented bundle of model, split, window, "

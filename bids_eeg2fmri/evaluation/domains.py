@@ -15,6 +15,10 @@ import numpy as np
 from ..errors import UsageError
 
 DOMAINS = ("fluctuations", "intensity")
+#: Grids of the intensity domain: the model grid (``--model-res``; 2 mm is the papers' MNI 2 mm
+#: in-mask grid) or a native-like resize of the template's field of view (Bruno et al.'s 64×64×30).
+INTENSITY_GRIDS = ("model", "resize")
+RESIZE_SHAPE = (64, 64, 30)
 #: What a synthesized BOLD volume holds in each domain (the ``Units`` of its sidecar).
 UNITS = {"fluctuations": "model-ready BOLD units (detrended, z-scored per voxel over the run)",
          "intensity": "BOLD intensity per volume, min-max normalised over the brain to [0, 1]"}
@@ -25,6 +29,19 @@ def check_domain(domain: str) -> str:
     if domain not in DOMAINS:
         raise UsageError(f"target domain must be one of {', '.join(DOMAINS)}; got {domain!r}")
     return domain
+
+
+def resize_grid(shape: tuple[int, int, int] = RESIZE_SHAPE) -> tuple[tuple[int, int, int],
+                                                                      np.ndarray]:
+    """Shape and affine of the template's field of view resized to ``shape`` voxels (anisotropic
+    voxels, like an EPI acquisition's 64×64×30)."""
+    from ..resources.templates import template_grid
+
+    ref_shape, ref_affine = template_grid(1)
+    extent = np.array(ref_shape, dtype=float) * np.abs(np.diag(ref_affine)[:3])
+    affine = np.diag(list(extent / np.array(shape, dtype=float)) + [1.0])
+    affine[:3, 3] = ref_affine[:3, 3]
+    return tuple(int(n) for n in shape), affine
 
 
 def minmax_volumes(values: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import fields
 from typing import Any
 
 from ..errors import UsageError
-from .domains import DOMAINS
+from .domains import DOMAINS, INTENSITY_GRIDS
 
 #: Name → description, ``group`` settings, and the participant-level options the paper used.
 PROTOCOLS: dict[str, dict[str, Any]] = {
@@ -29,8 +29,8 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         "description": "Bruno et al.: time-averaged channel × frequency spectrogram (1–30 Hz) to "
                        "intensity volumes, 0.5/0.25/0.25 split, PSNR/SSIM",
         "group": {"direction": "eeg2fmri", "models": ["ridge", "transformer"],
-                  "target": "voxels", "target_domain": "intensity", "cv": "split",
-                  "eeg_features": "bands"},
+                  "target": "voxels", "target_domain": "intensity", "intensity_grid": "resize",
+                  "cv": "split", "eeg_features": "bands"},
         "participant": {"eeg_l_freq": 1.0, "eeg_h_freq": 30.0},
     },
     "bricman2021": {
@@ -91,6 +91,11 @@ def validate_evaluation(gr: Any) -> None:
     if gr.target_domain not in DOMAINS:
         raise UsageError(f"group.target_domain must be one of {', '.join(DOMAINS)}; "
                          f"got {gr.target_domain!r}")
+    if gr.intensity_grid not in INTENSITY_GRIDS:
+        raise UsageError(f"group.intensity_grid must be one of {', '.join(INTENSITY_GRIDS)}; "
+                         f"got {gr.intensity_grid!r}")
+    if gr.intensity_grid != "model" and gr.target_domain != "intensity":
+        raise UsageError("--intensity-grid resize applies to --target-domain intensity")
     if gr.model_size not in ("small", "paper"):
         raise UsageError(f"group.model_size must be small or paper; got {gr.model_size!r}")
     if gr.lr < 0 or gr.patience < 0 or gr.hrf_lag < 0:

@@ -15,18 +15,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-from ..metrics import SSIM_K1, SSIM_K2, SSIM_WINDOW
+from ..metrics import SSIM_K1, SSIM_K2, SSIM_WINDOW, _pair
 
 #: The window of the slice-wise 2-D SSIM: scikit-image's default (what the papers' code used).
 SLICE_WINDOW = 7
-
-
-def _pair(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pred = np.asarray(pred, dtype=np.float64)
-    true = np.asarray(true, dtype=np.float64)
-    if pred.shape != true.shape:
-        raise ValueError(f"prediction shape {pred.shape} differs from target shape {true.shape}")
-    return pred, true
 
 
 def fit_window(win_size: int, shape: tuple[int, ...]) -> int:

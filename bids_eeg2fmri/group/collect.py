@@ -38,7 +38,7 @@ from ..bids.derivatives import SOURCE_ENTITIES, atomic_path, parse_entities
 from ..bids.runkey import run_entities, run_key
 from ..errors import DataError, ExitCode, UsageError, UserError
 from ..fmri.io import write_masked_series
-from ..evaluation.domains import minmax_volumes
+from ..evaluation.domains import minmax_volumes, resize_grid
 from ..fmri.model_ready import model_ready
 from ..data.montage import Montage, conform, montage_for_runs
 from ..data.readers import load_run, read_spectrogram
@@ -180,7 +180,7 @@ def repetition_time(bold: Path) -> float:
 
 
 def model_grid_series(run: RunFiles, res: int, cache_dir: Path,
-                      domain: str = "fluctuations") -> Path:
+                      domain: str = "fluctuations", grid: str = "model") -> Path:
     """The run's model-ready BOLD on the ``res`` mm template grid.
 
     The participant level's ``desc-model_bold`` when it exists at that resolution; otherwise
@@ -188,9 +188,10 @@ def model_grid_series(run: RunFiles, res: int, cache_dir: Path,
     detrended and z-scored per voxel with :func:`~bids_eeg2fmri.fmri.model_ready.model_ready`) and
     cached in ``cache_dir`` next to a copy of its sidecar. In the ``intensity`` domain the
     averaged intensities are min-max normalised per volume instead
-    (:func:`~bids_eeg2fmri.evaluation.domains.minmax_volumes`), always from ``desc-preproc``.
+    (:func:`~bids_eeg2fmri.evaluation.domains.minmax_volumes`), always from ``desc-preproc``,
+    on the model grid or (``grid="resize"``) the 64×64×30 resize of the template's field of view.
     """
-    if res in run.model_bold and domain == "fluctuations":
+    if res in run.model_bold and domain == "fluctuations" and grid == "model":
         return run.model_bold[res]
     if run.preproc_bold is None:
         raise DataError(f"{run.key}: no BOLD series", path=run.spectrogram)
@@ -198,7 +199,7 @@ def model_grid_series(run: RunFiles, res: int, cache_dir: Path,
         raise DataError(f"{run.key}: desc-preproc_bold has no desc-brain_mask beside it",
                         path=run.preproc_bold)
     digest = hashlib.sha1(f"{run.preproc_bold.resolve()}|{run.preproc_bold.stat().st_mtime_ns}|"
-                          f"{res}".encode()).hexdigest()[:12]
+                          f"{res}|{grid}".encode()).hexdigest()[:12]
     desc = "model" if domain == "fluctuations" else "intensity"
     dest = cache_dir / f"{run.key}_res-{res}_desc-{desc}_bold_{digest}.nii.gz"
     if dest.exists():
@@ -211,7 +212,7 @@ def model_grid_series(run: RunFiles, res: int, cache_dir: Path,
     if img.ndim != 4 or mask_img.shape != img.shape[:3]:
         raise DataError(f"BOLD {img.shape} and mask {mask_img.shape} do not share a grid",
                         path=run.preproc_bold)
-    shape, affine = template_grid(res)
+    shape, affine = template_grid(res) if grid == "model" else resize_grid()
     values, mask = _downsample(np.asarray(img.dataobj, dtype=np.float32),
                                np.asarray(mask_img.dataobj) > 0, img.affine, shape, affine)
     tr = repetition_time(run.preproc_bold)
@@ -343,7 +344,8 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
                        regions: Sequence[str] = (), cache_dir: Path,
                        expected_eeg: Callable[[RunFiles], np.ndarray | None] | None = None,
                        fmri_input: str = "regions", eeg_channels: str = "common",
-                       target_domain: str = "fluctuations") -> dict[str, GroupData]:
+                       target_domain: str = "fluctuations", intensity_grid: str = "model"
+                       ) -> dict[str, GroupData]:
     """Paired runs as :class:`RunArrays` for each of ``directions`` (see the module docstring).
 
     Each spectrogram and each model-grid BOLD series is read once, whatever the number of
@@ -387,7 +389,8 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
         raise UserError("no run has both EEG and BOLD derivatives: nothing to train on",
                         ExitCode.NO_DATA_SELECTED)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    series = [model_grid_series(r, res, cache_dir / "model_bold", target_domain) for r in paired]
+    series = [model_grid_series(r, res, cache_dir / "model_bold", target_domain, intensity_grid)
+              for r in paired]
     common, affine = _common_mask(series)
     targets = {d: _targets(d, common, affine, series[0], target=target, atlas=atlas,
                            regions=regions, fmri_input=fmri_input, cache_dir=cache_dir)

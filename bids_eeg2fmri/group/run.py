@@ -268,7 +268,8 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
                                   atlas=gr.atlas, regions=gr.regions, cache_dir=work / "data",
                                   expected_eeg=expected_eeg(truths) if truths else None,
                                   fmri_input=gr.fmri_input, eeg_channels=gr.eeg_channels,
-                                  target_domain=gr.target_domain)
+                                  target_domain=gr.target_domain,
+                                  intensity_grid=gr.intensity_grid)
     for data in datasets.values():
         check_subjects(data, gr.cv, gr.cv_folds)
     sr_regions = check_single_region(config, datasets["fmri2eeg"]) if gr.single_region else []
