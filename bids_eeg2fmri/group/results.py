@@ -76,7 +76,8 @@ def _columns(d: Direction, metrics: dict[str, float]) -> tuple[dict[str, float],
     if d.name == "eeg2fmri":
         return ({k: metrics[f"model_{k}"] for k in EEG2FMRI_SUMMARY if f"model_{k}" in metrics},
                 {k: v for k, v in metrics.items() if k.startswith("model_r_region_")})
-    shown = set(d.headline.values())
+    # The headline r is kept under its own name too (fMRI→EEG: r_overall beside r_pooled_db).
+    shown = set(d.headline.values()) - {d.headline["r"]}
     # The baselines' scores appear once, as baseline_<name>_<metric> (evaluation.comparison).
     return {}, {k: v for k, v in metrics.items() if k not in shown
                 and not k.startswith(tuple(f"{b}_" for b in BASELINES))}

@@ -206,7 +206,8 @@ def _write_outputs(config: Config, direction: str, data: GroupData, res: Directi
             name=name, direction=direction, fitted=fitted,
             data={**data.describe(), "NumberOfSamples": n_samples}, window=window,
             train=asdict(TrainConfig.from_config(config)),
-            cv=cv_summary(table[table["split"] == "leak-free"], regimes(config, 1)[0][1]),
+            cv=cv_summary(table[table["split"] == "leak-free"],
+                          regimes(config, len(data.subjects))[0][1]),
             config={k: v for k, v in config.to_dict()["group"].items()},
             model_file=folder / C.MODEL_FILE, entry=entry,
             dataset=C.dataset_identity(config.execution.bids_dir))
