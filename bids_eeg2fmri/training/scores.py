@@ -76,6 +76,10 @@ def _ceilings(true: np.ndarray, truth: np.ndarray | None,
     return {f"ceiling_region_{int(i)}": float(c) for i, c in zip(ids, M.noise_ceiling(rg, rt))}
 
 
+#: fMRI→EEG scores over the whole spectrogram (the rest, ``r_<band>_<group>``, are per cell).
+POOLED_SPECTROGRAM_SCORES = ("r_overall", "r_pooled_db", "r_bins")
+
+
 def spectrogram_scores(pred: np.ndarray, true: np.ndarray, truth: np.ndarray | None,
                        spec: DataSpec, bands: dict[str, tuple[float, float]] | None,
                        groups: dict[str, list[str]],
