@@ -100,7 +100,7 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
         (``eeg2fmri`` or ``fmri2eeg``), ``fold`` (int or str), ``mse`` (float), ``r`` (float;
         the direction's headline Pearson r). Optional: ``test_subject`` (str; several joined by
         commas), ``baseline_mean_mse`` (training-mean prediction), ``baseline_subject_mse``
-        (subject-mean oracle), ``noise_ceiling`` (r, simulated data). Any further numeric
+        (the subject-mean baseline), ``noise_ceiling`` (r, simulated data). Any further numeric
         column (``ssim``, ``psnr``, ``fc_similarity``, ``r_alpha_occipital`` …) is summarised
         and tabulated too.
     learning_curves
@@ -157,7 +157,7 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
            "Top: Pearson r per model (mean ± SEM over folds) over all targets and, on "
            "simulated data, over the targets the simulated sources drive, with their noise "
            "ceiling in red. Bottom: MSE of the model and of the two baselines (training mean; "
-           "each test subject's own mean — an oracle a model must beat by predicting "
+           "each test subject's own mean from its other runs or blocks — a model beats it by predicting "
            "fluctuations).",
            lambda p: F.plot_cv_scores(summary, p),
            "the CV table is empty" if summary.empty else None)
