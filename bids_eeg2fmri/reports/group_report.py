@@ -157,8 +157,8 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
            "Top: Pearson r per model (mean ± SEM over folds) over all targets and, on "
            "simulated data, over the targets the simulated sources drive, with their noise "
            "ceiling in red. Bottom: MSE of the model and of the two baselines (training mean; "
-           "each test subject's own mean from its other runs or blocks — a model beats it by predicting "
-           "fluctuations).",
+           "each test subject's own mean from its other runs or blocks — a model beats it by "
+           "predicting fluctuations).",
            lambda p: F.plot_cv_scores(summary, p),
            "the CV table is empty" if summary.empty else None)
     figure("learningcurves", "Learning curves",
