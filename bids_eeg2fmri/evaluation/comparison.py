@@ -113,7 +113,7 @@ def papers_table(table: pd.DataFrame, domain: str) -> pd.DataFrame:
         here = table[table["direction"] == p.direction] if "direction" in table else table.iloc[:0]
         same = p.direction == "fmri2eeg" or p.domain == domain
         base_col = f"baseline_train_mean_{p.metric}"
-        model_col = {"eeg2fmri": f"model_{p.metric}", "fmri2eeg": p.metric}[p.direction]
+        model_col = p.metric  # the group table names the model's scores without a prefix
         mean_here = (float(np.nanmean(here[base_col])) if same and base_col in here
                      and here[base_col].notna().any() else float("nan"))
         best = (float(here.groupby("model")[model_col].mean().max()) if same

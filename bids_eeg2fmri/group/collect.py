@@ -206,7 +206,8 @@ def model_grid_series(run: RunFiles, res: int, cache_dir: Path,
         return dest
     from ..resources.templates import template_grid
 
-    log.info("%s: deriving the %d mm model-ready series from desc-preproc", run.key, res)
+    log.info("%s: deriving the %s %s series from desc-preproc", run.key,
+             f"{res} mm" if grid == "model" else "resized", desc)
     img = nib.load(os.fspath(run.preproc_bold))
     mask_img = nib.load(os.fspath(run.mask))
     if img.ndim != 4 or mask_img.shape != img.shape[:3]:
