@@ -21,7 +21,7 @@ from bids_eeg2fmri.training.direction import get_direction
 from bids_eeg2fmri.training.options import TrainConfig
 
 from eeg2fmri_sim import simulate
-from test_group import GROUP_ARGS, group_run  # noqa: F401  (the session fixture)
+from test_group import EEG_ONLY, GROUP_ARGS, group_run  # noqa: F401  (the session fixture)
 
 
 @pytest.mark.parametrize("args", [["--protocol", "bricman2021"], ["--cv", "shuffled"]])
@@ -144,3 +144,10 @@ def test_each_protocol_runs_end_to_end(group_run, tmp_path, protocol):  # noqa: 
         assert card["Evaluation"]["TargetDomain"] == "intensity"
         assert (table["data_range"] == 1.0).all()
         assert table["baseline_train_mean_ssim_brain"].mean() > 0.5
+        # Applying the model reproduces its domain: the synthesized BOLD says what it holds.
+        model = copy / "models" / "eeg2fmri" / "ridge"
+        assert app([str(bids), str(copy), "participant", "--participant-label", EEG_ONLY, "-w",
+                    str(tmp_path / "w"), "--skip-bids-validation", "--model-dir",
+                    str(model)]) == 0
+        sidecar = next((copy / f"sub-{EEG_ONLY}" / "func").glob("*desc-synth_bold.json"))
+        assert json.loads(sidecar.read_text())["TargetDomain"] == "intensity"
