@@ -72,6 +72,13 @@ def test_volume_scores_average_over_volumes():
     first = V.ssim_brain(pred, true, mask, data_range=4.0)
     half = V.ssim_brain(np.where(mask, 0.5 * pred, 0), true, mask, data_range=4.0)
     assert s["ssim_brain"] == pytest.approx((first + half) / 2)
+    halved = np.where(mask, 0.5 * pred, 0)
+    assert s["ssim_slices2d"] == pytest.approx(np.mean(
+        [V.ssim_slices(pred, true, data_range=4.0), V.ssim_slices(halved, true, data_range=4.0)]))
+    assert s["psnr_volume"] == pytest.approx(np.mean(
+        [V.psnr(pred, true, data_range=4.0), V.psnr(halved, true, data_range=4.0)]))
+    # Scoring in chunks changes nothing.
+    assert V.volume_scores(vols_p, vols_t, mask, data_range=4.0, chunk=1) == pytest.approx(s)
     assert set(s) == {"ssim_brain", "ssim_volume3d", "ssim_slices2d", "psnr_brain", "psnr_volume"}
     with pytest.raises(ValueError, match="too small"):
         V.fit_window(7, (2, 9))

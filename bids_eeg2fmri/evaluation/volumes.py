@@ -31,7 +31,7 @@ def fit_window(win_size: int, shape: tuple[int, ...]) -> int:
 
 
 def ssim_map(pred: np.ndarray, true: np.ndarray, *, data_range: float,
-             win_size: int = SSIM_WINDOW) -> np.ndarray:
+             win_size: int = SSIM_WINDOW, axes: tuple[int, ...] | None = None) -> np.ndarray:
     """The local SSIM at every voxel (or pixel) of an n-D image.
 
     Parameters
@@ -42,33 +42,43 @@ def ssim_map(pred: np.ndarray, true: np.ndarray, *, data_range: float,
         The range the constants ``C = (K·data_range)²`` scale with.
     win_size
         Odd side of the uniform window.
+    axes
+        The image axes the window spans (default all); the others index separate images (a
+        batch of volumes, or the slices of a volume).
 
     Returns
     -------
     ndarray
-        The map ``skimage.metrics.structural_similarity(true, pred, full=True)`` returns.
+        The map ``skimage.metrics.structural_similarity(true, pred, full=True)`` returns for
+        each image.
     """
     pred, true = _pair(pred, true)
-    if win_size % 2 == 0 or win_size > min(pred.shape):
-        raise ValueError(f"win_size must be odd and <= the smallest dimension {min(pred.shape)}")
+    axes = tuple(range(pred.ndim)) if axes is None else tuple(a % pred.ndim for a in axes)
+    if win_size % 2 == 0 or win_size > min(pred.shape[a] for a in axes):
+        raise ValueError("win_size must be odd and <= the smallest image dimension "
+                         f"{min(pred.shape[a] for a in axes)}")
     if data_range <= 0:
         raise ValueError(f"data_range must be > 0, got {data_range}")
-    npix = win_size ** pred.ndim
+    size = tuple(win_size if a in axes else 1 for a in range(pred.ndim))
+    npix = win_size ** len(axes)
     cov_norm = npix / (npix - 1)
-    mu_x = uniform_filter(true, win_size)
-    mu_y = uniform_filter(pred, win_size)
-    vx = cov_norm * (uniform_filter(true * true, win_size) - mu_x * mu_x)
-    vy = cov_norm * (uniform_filter(pred * pred, win_size) - mu_y * mu_y)
-    vxy = cov_norm * (uniform_filter(true * pred, win_size) - mu_x * mu_y)
+    mu_x = uniform_filter(true, size)
+    mu_y = uniform_filter(pred, size)
+    vx = cov_norm * (uniform_filter(true * true, size) - mu_x * mu_x)
+    vy = cov_norm * (uniform_filter(pred * pred, size) - mu_y * mu_y)
+    vxy = cov_norm * (uniform_filter(true * pred, size) - mu_x * mu_y)
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
     return ((2 * mu_x * mu_y + c1) * (2 * vxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1)
                                                        * (vx + vy + c2))
 
 
-def _crop(s: np.ndarray, win_size: int) -> np.ndarray:
+def _crop(s: np.ndarray, win_size: int, axes: tuple[int, ...] | None = None) -> np.ndarray:
+    """The map without its ``(win_size − 1)/2`` border along ``axes`` (default all)."""
     pad = (win_size - 1) // 2
-    return s[tuple(slice(pad, -pad or None) for _ in s.shape)]
+    axes = tuple(range(s.ndim)) if axes is None else tuple(a % s.ndim for a in axes)
+    return s[tuple(slice(pad, -pad or None) if a in axes else slice(None)
+                   for a in range(s.ndim))]
 
 
 def ssim_brain(pred: np.ndarray, true: np.ndarray, mask: np.ndarray, *, data_range: float,
@@ -102,10 +112,10 @@ def ssim_slices(pred: np.ndarray, true: np.ndarray, *, data_range: float,
     """The papers' slice-wise SSIM: 2-D SSIM of every slice along ``axis`` (axial by default),
     averaged; the window shrinks to the in-plane size when the slices are smaller."""
     pred, true = _pair(pred, true)
-    p, t = np.moveaxis(pred, axis, 0), np.moveaxis(true, axis, 0)
-    win = fit_window(win_size, p.shape[1:])
-    return float(np.mean([_crop(ssim_map(a, b, data_range=data_range, win_size=win), win).mean()
-                          for a, b in zip(p, t)]))
+    plane = tuple(a for a in range(pred.ndim) if a != axis % pred.ndim)
+    win = fit_window(win_size, tuple(pred.shape[a] for a in plane))
+    s = ssim_map(pred, true, data_range=data_range, win_size=win, axes=plane)
+    return float(_crop(s, win, plane).mean(axis=plane).mean())
 
 
 def psnr(pred: np.ndarray, true: np.ndarray, *, data_range: float,
@@ -123,7 +133,7 @@ def psnr(pred: np.ndarray, true: np.ndarray, *, data_range: float,
 
 
 def volume_scores(pred: np.ndarray, true: np.ndarray, mask: np.ndarray, *, data_range: float,
-                  fill: float = 0.0) -> dict[str, float]:
+                  fill: float = 0.0, chunk: int = 32) -> dict[str, float]:
     """Every image metric of a set of predicted volumes, averaged over volumes.
 
     Parameters
@@ -137,6 +147,8 @@ def volume_scores(pred: np.ndarray, true: np.ndarray, mask: np.ndarray, *, data_
         data for fluctuations).
     fill
         Value outside the brain in both prediction and target.
+    chunk
+        Volumes scored at once (bounds the memory of the maps).
 
     Returns
     -------
@@ -147,17 +159,25 @@ def volume_scores(pred: np.ndarray, true: np.ndarray, mask: np.ndarray, *, data_
         per volume, then averaged.
     """
     mask = np.asarray(mask, dtype=bool)
+    pred, true = _pair(pred, true)
     win = fit_window(SSIM_WINDOW, mask.shape)
-    vol_p = np.full(mask.shape, fill, dtype=np.float64)
-    vol_t = np.full(mask.shape, fill, dtype=np.float64)
-    acc: dict[str, list[float]] = {k: [] for k in ("ssim_brain", "ssim_volume3d", "ssim_slices2d",
-                                                   "psnr_brain", "psnr_volume")}
-    for p, t in zip(np.asarray(pred), np.asarray(true)):
-        vol_p[mask], vol_t[mask] = p, t
-        s = ssim_map(vol_p, vol_t, data_range=data_range, win_size=win)
-        acc["ssim_brain"].append(float(s[mask].mean()))
-        acc["ssim_volume3d"].append(float(_crop(s, win).mean()))
-        acc["ssim_slices2d"].append(ssim_slices(vol_p, vol_t, data_range=data_range))
-        acc["psnr_brain"].append(psnr(p, t, data_range=data_range))
-        acc["psnr_volume"].append(psnr(vol_p, vol_t, data_range=data_range))
-    return {k: float(np.mean(v)) for k, v in acc.items()}
+    win2 = fit_window(SLICE_WINDOW, mask.shape[:2])
+    vol, plane = (1, 2, 3), (1, 2)
+    acc: dict[str, list[np.ndarray]] = {k: [] for k in ("ssim_brain", "ssim_volume3d",
+                                                        "ssim_slices2d", "psnr_brain",
+                                                        "psnr_volume")}
+    for start in range(0, len(pred), chunk):
+        p, t = pred[start:start + chunk], true[start:start + chunk]
+        vol_p = np.full((len(p),) + mask.shape, fill)
+        vol_t = np.full((len(p),) + mask.shape, fill)
+        vol_p[:, mask], vol_t[:, mask] = p, t
+        s = ssim_map(vol_p, vol_t, data_range=data_range, win_size=win, axes=vol)
+        acc["ssim_brain"].append(s[:, mask].mean(axis=1))
+        acc["ssim_volume3d"].append(_crop(s, win, vol).mean(axis=vol))
+        s2 = ssim_map(vol_p, vol_t, data_range=data_range, win_size=win2, axes=plane)
+        acc["ssim_slices2d"].append(_crop(s2, win2, plane).mean(axis=(1, 2, 3)))
+        with np.errstate(divide="ignore"):
+            for key, err in (("psnr_brain", ((p - t) ** 2).mean(axis=1)),
+                             ("psnr_volume", ((vol_p - vol_t) ** 2).mean(axis=vol))):
+                acc[key].append(10.0 * np.log10(data_range ** 2 / err))
+    return {k: float(np.mean(np.concatenate(v))) for k, v in acc.items()}
