@@ -151,3 +151,20 @@ def test_each_protocol_runs_end_to_end(group_run, tmp_path, protocol):  # noqa: 
                     str(model)]) == 0
         sidecar = next((copy / f"sub-{EEG_ONLY}" / "func").glob("*desc-synth_bold.json"))
         assert json.loads(sidecar.read_text())["TargetDomain"] == "intensity"
+
+
+def test_paper_sizes_build_and_are_larger():
+    """Every ``--model-size paper`` preset builds, with more parameters than the small default."""
+    from bids_eeg2fmri.evaluation.protocols import PAPER_SIZES
+    from bids_eeg2fmri.models import registry
+
+    for direction, target in (("eeg2fmri", "voxels"), ("fmri2eeg", "regions")):
+        d = get_direction(direction)
+        runs, spec, _ = simulate(n_subjects=1, n_volumes=40, target=target)
+        for name in [m for m in registry.available(direction) if m in PAPER_SIZES]:
+            shape = d.model_shape(spec, d.default_window(spec, [name]))
+            defaults = {name: registry.entry(name, direction).defaults}
+            sizes = [sum(p.numel() for p in registry.build(
+                name, shape, size_hparams(size, [name], defaults).get(name),
+                direction=direction).parameters()) for size in ("small", "paper")]
+            assert sizes[1] > sizes[0], (name, sizes)
