@@ -143,7 +143,9 @@ def test_each_protocol_runs_end_to_end(group_run, tmp_path, protocol):  # noqa: 
     if PROTOCOLS[protocol]["group"].get("target_domain") == "intensity":
         assert card["Evaluation"]["TargetDomain"] == "intensity"
         assert (table["data_range"] == 1.0).all()
-        assert table["baseline_train_mean_ssim_brain"].mean() > 0.5
+        # On the demo data the mean volume is near-perfect in the papers' whole-volume SSIM.
+        assert table["baseline_train_mean_ssim_volume3d"].mean() > 0.9
+        assert table["baseline_train_mean_ssim_brain"].mean() > 0.8
         # Applying the model reproduces its domain: the synthesized BOLD says what it holds.
         model = copy / "models" / "eeg2fmri" / "ridge"
         assert app([str(bids), str(copy), "participant", "--participant-label", EEG_ONLY, "-w",
