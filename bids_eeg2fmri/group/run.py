@@ -31,6 +31,9 @@ import pandas as pd
 from ..bids.derivatives import atomic_write_text
 from ..config import Config
 from ..errors import ExitCode, UsageError, UserError
+from ..evaluation.group import (banner, card_evaluation, evaluation_options, label_leaky,
+                                regimes, report_tables)
+from ..evaluation.protocols import size_hparams
 from ..models import registry
 from ..runlogs import latest_config
 from ..training.core import cross_validate, fit
@@ -42,9 +45,6 @@ from .collect import GroupData, RunFiles, collect_directions, find_runs, paired_
 from .results import (DirectionResult, cv_summary, fc_matrices, fold_table, loss_curves,
                       print_summary, score_options)
 from .truth import Truth, expected_eeg, simulation_truth
-from ..evaluation.group import (banner, card_evaluation, evaluation_options, label_leaky,
-                                regimes, report_tables)
-from ..evaluation.protocols import size_hparams
 
 log = logging.getLogger("bids_eeg2fmri")
 
@@ -192,7 +192,6 @@ def _single_region(config: Config, data: GroupData, regions: list[str],
 # ----------------------------------------------------------------------------- outputs
 def _write_outputs(config: Config, direction: str, data: GroupData, res: DirectionResult,
                    finals: dict, out: Path) -> None:
-    gr = config.group
     for name, (fitted, n_samples, window) in finals.items():
         table = res.table[res.table["model"] == name]
         atomic_write_text(metrics_path(out, direction, name),
