@@ -14,6 +14,7 @@ from bids_eeg2fmri.cli.run import main as app
 from bids_eeg2fmri.config import Config
 from bids_eeg2fmri.errors import UsageError
 from bids_eeg2fmri.evaluation.comparison import PAPERS, baseline_columns, papers_table
+from bids_eeg2fmri.evaluation.group import evaluation_note
 from bids_eeg2fmri.evaluation.protocols import PROTOCOLS, size_hparams
 from bids_eeg2fmri.group.run import metrics_path
 from bids_eeg2fmri.training.core import cross_validate
@@ -56,6 +57,8 @@ def test_presets_fill_settings_the_user_left_at_default(tmp_path):
     with pytest.raises(UsageError, match="intensity"):
         Config.from_sources({"target_domain": "intensity"})  # direction both
     assert set(PROTOCOLS) == {"calhas2023", "bruno2025", "bricman2021", "poster"}
+    note = evaluation_note(Config.from_sources({"protocol": "bruno2025"}))
+    assert "intensity (resize grid)" in note and "eeg_h_freq = 30.0" in note
 
 
 def test_leaky_regime_scores_higher_than_leak_free_without_coupling():

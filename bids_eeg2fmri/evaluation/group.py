@@ -46,6 +46,22 @@ def banner(config: Config, n_subjects: int) -> str | None:
     return LEAKY_BANNER.format(regime=config.group.cv, leak_free=leak_free_regime(n_subjects))
 
 
+def evaluation_note(config: Config) -> str:
+    """The report's line on the domain and the protocol (with the participant-level settings the
+    protocol's paper used, which the group level cannot apply)."""
+    gr = config.group
+    line = f"EEG→fMRI target domain: {gr.target_domain}"
+    if gr.target_domain == "intensity":
+        line += f" ({gr.intensity_grid} grid)"
+    if gr.protocol:
+        p = PROTOCOLS[gr.protocol]
+        line += f"; protocol {gr.protocol}: {p['description']}"
+        if p["participant"]:
+            line += ("; the paper's participant-level settings: "
+                     + ", ".join(f"{k} = {v}" for k, v in p["participant"].items()))
+    return line
+
+
 def label_leaky(table: pd.DataFrame) -> pd.DataFrame:
     """The table with ``(leaky split)`` after the model name of leaky rows, so summaries keep the
     two regimes apart."""

@@ -31,8 +31,8 @@ import pandas as pd
 from ..bids.derivatives import atomic_write_text
 from ..config import Config
 from ..errors import ExitCode, UsageError, UserError
-from ..evaluation.group import (banner, card_evaluation, evaluation_options, label_leaky,
-                                regimes, report_tables)
+from ..evaluation.group import (banner, card_evaluation, evaluation_note, evaluation_options,
+                                label_leaky, regimes, report_tables)
 from ..evaluation.protocols import size_hparams
 from ..models import registry
 from ..runlogs import latest_config
@@ -310,8 +310,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
                  "channel × frequency. r_driven (simulated data): mean r over the regions "
                  "(EEG→fMRI) or band × channel-group cells (fMRI→EEG) the simulator's sources "
                  "drive; noise_ceiling: r of those targets' measurement with the noiseless signal."]
-        notes.append(f"EEG→fMRI target domain: {gr.target_domain}"
-                     + (f"; protocol {gr.protocol}" if gr.protocol else ""))
+        notes.append(evaluation_note(config))
         report = write_group_report(out, table, curves, single_region, fc, notes=notes,
                                     warnings=warnings, tables=report_tables(table, config),
                                     banner=banner(config, n_subjects))
