@@ -89,7 +89,7 @@ class EEGConfig:
 
 
 DIRECTIONS = ("eeg2fmri", "fmri2eeg", "both")
-CV_REGIMES = ("loso", "kfold", "blocked", "split")
+CV_REGIMES = ("loso", "kfold", "blocked", "split", "shuffled")
 
 
 @dataclass
@@ -128,6 +128,15 @@ class GroupConfig:
     attribution: bool = False
     attribution_region: str = ""
     attribution_steps: int = 32
+    # Evaluation and training options (docs/evaluation.md; checked by evaluation.protocols).
+    target_domain: str = "fluctuations"
+    intensity_grid: str = "model"
+    protocol: str = ""
+    allow_leaky_split: bool = False
+    lr: float = 0.0
+    patience: int = 10
+    hrf_lag: float = 0.0
+    model_size: str = "small"
 
 
 @dataclass
@@ -179,6 +188,9 @@ class Config:
             if name not in owners:
                 raise UsageError(f"unknown option {name!r}")
             config._set(owners[name], name, value, source="command line")
+        from .evaluation.protocols import apply_protocol
+
+        apply_protocol(config, given=set(cli or {}))
         config.validate()
         return config
 
@@ -265,6 +277,9 @@ class Config:
             raise UsageError("group.single_region analyses the fMRI→EEG direction; use "
                              "--direction fmri2eeg or both")
         _check_calhas_options(gr)
+        from .evaluation.protocols import validate_evaluation
+
+        validate_evaluation(gr)
         ex.participant_label = normalise_labels(ex.participant_label, "sub")
         ex.session_label = normalise_labels(ex.session_label, "ses")
         ex.task_label = normalise_labels(ex.task_label, "task")

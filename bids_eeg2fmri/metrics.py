@@ -9,7 +9,6 @@ and the summary helpers skip NaNs with ``nanmean``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import uniform_filter
 
 # SSIM constants of Wang et al. 2004, as scikit-image uses them.
 SSIM_K1 = 0.01
@@ -36,7 +35,14 @@ def rmse(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.sqrt(mse(pred, true)))
 
 
+def _flat(x: np.ndarray, axis: int) -> np.ndarray:
+    """Series constant up to rounding (an average of a broadcast constant varies in its last bits)."""
+    spread = np.ptp(x, axis=axis)
+    return spread <= 1e-9 * np.maximum(np.abs(x).max(axis=axis), np.finfo(float).tiny)
+
+
 def _pearson(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+    flat = _flat(a, axis) | _flat(b, axis)
     a = a - a.mean(axis=axis, keepdims=True)
     b = b - b.mean(axis=axis, keepdims=True)
     num = (a * b).sum(axis=axis)
@@ -44,7 +50,7 @@ def _pearson(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         r = num / den
     # A zero-variance series has no correlation: report NaN, never a division artefact.
-    return np.where(den > 0, r, np.nan)
+    return np.where((den > 0) & ~flat, r, np.nan)
 
 
 def pearson_temporal(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -62,6 +68,12 @@ def pearson_temporal(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """
     pred, true = _pair(pred, true)
     return _pearson(pred, true, axis=0)
+
+
+def pooled_r(pred: np.ndarray, true: np.ndarray) -> float:
+    """One Pearson r over every element of ``pred`` and ``true`` pooled (any shape)."""
+    pred, true = _pair(pred, true)
+    return float(_pearson(pred.reshape(1, -1), true.reshape(1, -1), axis=1)[0])
 
 
 def pearson_spatial(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -114,25 +126,14 @@ def ssim3d(pred: np.ndarray, true: np.ndarray, *, data_range: float | None = Non
     win_size
         Odd window side, no larger than the smallest volume dimension.
     """
+    from .evaluation.volumes import ssim_volume
+
     pred, true = _pair(pred, true)
     if pred.ndim != 3:
         raise ValueError(f"ssim3d needs 3-D volumes, got shape {pred.shape}")
-    if win_size % 2 == 0 or win_size > min(pred.shape):
-        raise ValueError(f"win_size must be odd and <= the smallest dimension {min(pred.shape)}")
     if data_range is None:
         data_range = float(true.max() - true.min())
-    npix = win_size ** 3
-    cov_norm = npix / (npix - 1)
-    mu_x = uniform_filter(true, win_size)
-    mu_y = uniform_filter(pred, win_size)
-    vx = cov_norm * (uniform_filter(true * true, win_size) - mu_x * mu_x)
-    vy = cov_norm * (uniform_filter(pred * pred, win_size) - mu_y * mu_y)
-    vxy = cov_norm * (uniform_filter(true * pred, win_size) - mu_x * mu_y)
-    c1 = (SSIM_K1 * data_range) ** 2
-    c2 = (SSIM_K2 * data_range) ** 2
-    s = ((2 * mu_x * mu_y + c1) * (2 * vxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (vx + vy + c2))
-    pad = (win_size - 1) // 2
-    return float(s[pad:-pad or None, pad:-pad or None, pad:-pad or None].mean())
+    return ssim_volume(pred, true, data_range=data_range, win_size=win_size)
 
 
 def region_means(values: np.ndarray, labels: np.ndarray,
@@ -176,7 +177,11 @@ def fc_matrix(x: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.atleast_2d(np.corrcoef(x, rowvar=False))
+        c = np.atleast_2d(np.corrcoef(x, rowvar=False))
+    flat = _flat(x, 0)
+    c[flat, :] = np.nan
+    c[:, flat] = np.nan
+    return c
 
 
 def fc_similarity(pred: np.ndarray, true: np.ndarray) -> float:

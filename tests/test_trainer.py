@@ -90,7 +90,7 @@ def test_checkpoint_roundtrip_and_application_checks(tmp_path):
     new_runs, new_spec = simulate(n_subjects=1, n_volumes=50, target="voxels", seed=9)[:2]
     new_runs[0].subject = "99"
     ev = evaluate(tmp_path / "model.safetensors", new_runs, new_spec)
-    assert np.isfinite(ev.metrics["model_mse"]) and "model_ssim" in ev.metrics
+    assert np.isfinite(ev.metrics["model_mse"]) and "model_ssim_brain" in ev.metrics
 
     renamed = DataSpec.from_dict({**spec.to_dict(), "channels": ["X1"] + spec.channels[1:]})
     with pytest.raises(DataError, match="EEG channels differ.*missing \\['E1'\\]"):

@@ -31,6 +31,7 @@ from ..data.windows import DataSpec, RunArrays, SequenceSpec
 from ..errors import UsageError
 from ..training.core import cross_validate
 from ..training.options import TrainConfig
+from ..training.scores import POOLED_SPECTROGRAM_SCORES
 
 TESTS = ("ttest", "permutation")
 
@@ -121,7 +122,7 @@ def _score_config(label: str, runs: Sequence[RunArrays], spec: DataSpec, cols: l
                         groups=kwargs["groups"], seed=kwargs["seed"])
     per = cv.per_subject
     cells = [c[2:] for c in per.columns if c.startswith("r_")
-             and c not in ("r_overall", "r_bins") and not c.startswith("r_truth_")]
+             and c not in POOLED_SPECTROGRAM_SCORES and not c.startswith("r_truth_")]
     long = per.melt(id_vars=["subject"], value_vars=[f"r_{c}" for c in cells], var_name="cell",
                     value_name="r")
     long["cell"] = long["cell"].str[2:]

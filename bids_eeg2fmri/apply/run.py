@@ -44,6 +44,7 @@ from ..data.readers import non_steady_flags, read_spectrogram
 from ..data.regions import RegionLabels, region_timeseries
 from ..data.windows import DataSpec, RunArrays, index_samples
 from ..errors import DataError, ExitCode
+from ..evaluation.domains import UNITS
 from ..fmri.io import write_masked_series
 from ..group import card as C
 from ..group.collect import (SPACE, RunFiles, discarded_volumes, find_runs, model_grid_series,
@@ -81,8 +82,8 @@ def _check(model_spec: DataSpec, given: DataSpec, path: Path) -> None:
 def _check_grid(card: dict[str, Any], run: RunFiles, res: int, labels: nib.Nifti1Image) -> None:
     """A participant's model-grid series must lie on the model's grid (shape and affine)."""
     series = run.model_bold.get(res)
-    if series is None:
-        return
+    if series is None or card.get("Config", {}).get("intensity_grid", "model") != "model":
+        return  # a resized intensity grid has no participant-level series to compare
     img = nib.load(os.fspath(series))
     if img.shape[:3] != labels.shape[:3] or not np.allclose(img.affine, labels.affine, atol=1e-3):
         raise DataError(f"grid {img.shape[:3]} differs from the model's "
@@ -110,6 +111,8 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dic
                     "trained", run.key, card["Name"])
     ms = fitted.data_spec
     res = int(str(card["Data"]["Grid"]["Resolution"]).split()[0])
+    # Predictions are in the domain the model was trained in (cards before it: fluctuations).
+    domain = card.get("Config", {}).get("target_domain", "fluctuations")
     bold = _bold_of(run)
     if bold is not None:
         offset, n = discarded_volumes(bold), int(nib.load(os.fspath(bold)).shape[3])
@@ -160,7 +163,7 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dic
         "RepetitionTime": tr, "RepetitionTimeSource": tr_source,
         "TaskName": run.entities.get("task", ""),
         "SpatialReference": SPACE, "SkullStripped": True,
-        "Units": "model-ready BOLD units (detrended, z-scored per voxel over the run)",
+        "Units": UNITS[domain], "TargetDomain": domain,
         "VolumeIndices": vols.tolist(),
         "SourceVolumeIndices": (vols + offset).tolist(),
         "VolumeIndicesRefer": ("volumes of the desc-preproc/desc-model series (every volume "
@@ -252,7 +255,8 @@ def _finetune(base: FittedModel, run: RunArrays, config: Config
     tuned, ft_rows, te_rows, evaluations = finetune_subject(
         base, [run], samples, np.arange(len(samples)), cfg, device=config.execution.device)
     scores = {stage: {k: float(v) for k, v in ev.metrics.items()
-                      if k in ("mse", "r_overall", "r_bins") or k.startswith("r_alpha")}
+                      if k in ("mse", "r_overall", "r_pooled_db", "r_bins")
+                      or k.startswith("r_alpha")}
               for stage, ev in zip(("Base", "FineTuned"), evaluations.values())}
     return tuned, {"Protocol": "first half of each run fine-tunes (all weights, a third of the "
                                "learning rate and epochs); scored on the rest after a buffer of "

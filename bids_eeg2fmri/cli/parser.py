@@ -133,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--direction", dest="direction", choices=("eeg2fmri", "fmri2eeg", "both"))
     g.add_argument("--models", dest="models", nargs="+", metavar="NAME",
                    help="models to train (default: ridge plus one deep model per direction)")
-    g.add_argument("--cv", dest="cv", choices=("loso", "kfold", "blocked", "split"),
-                   help="cross-validation regime (default loso)")
+    g.add_argument("--cv", dest="cv", choices=("loso", "kfold", "blocked", "split", "shuffled"),
+                   help="cross-validation regime (default loso; shuffled is leaky and needs "
+                        "--allow-leaky-split)")
     g.add_argument("--cv-folds", dest="cv_folds", type=int, metavar="K")
     g.add_argument("--target", dest="target", choices=("voxels", "regions"),
                    help="EEG→fMRI targets: model-grid voxels or atlas regions")
@@ -169,6 +170,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "training data")
     g.add_argument("--pca-components", dest="pca_components", type=int, metavar="K",
                    help="components of --fmri-input pca (default 20)")
+    g = p.add_argument_group("group level: evaluation and training (docs/evaluation.md)")
+    g.add_argument("--target-domain", dest="target_domain", choices=("fluctuations", "intensity"),
+                   help="EEG→fMRI targets: detrended, z-scored fluctuations (default) or BOLD "
+                        "intensity per volume, min-max normalised as the papers do")
+    g.add_argument("--intensity-grid", dest="intensity_grid", choices=("model", "resize"),
+                   help="grid of --target-domain intensity: the model grid (--model-res; 2 mm is "
+                        "the papers' MNI grid) or a native-like 64x64x30 resize")
+    g.add_argument("--protocol", dest="protocol",
+                   choices=("calhas2023", "bruno2025", "bricman2021", "poster"),
+                   help="a seed paper's protocol: a documented bundle of model, split, window, "
+                        "domain and metrics (explicit options win)")
+    g.add_argument("--allow-leaky-split", dest="allow_leaky_split", action="store_true",
+                   help="run a leaky sample-level split (--cv shuffled, a protocol's) beside the "
+                        "leak-free one, with a banner in the report and model card")
+    g.add_argument("--lr", dest="lr", type=float, metavar="LR",
+                   help="learning rate of the deep models (default: each model's paper value)")
+    g.add_argument("--patience", dest="patience", type=int, metavar="N",
+                   help="epochs without validation improvement before stopping (default 10; "
+                        "0 disables early stopping)")
+    g.add_argument("--hrf-lag", dest="hrf_lag", type=float, metavar="S",
+                   help="EEG→fMRI: seconds between the end of the EEG window and the target "
+                        "volume (default 0)")
+    g.add_argument("--model-size", dest="model_size", choices=("small", "paper"),
+                   help="deep models' width/depth: small (default, fast) or the papers' values")
     g = p.add_argument_group("group level: single-region analysis (fMRI→EEG)")
     g.add_argument("--single-region", dest="single_region", action="store_true",
                    help="for each region, compare a model on non-GM + that region with non-GM "

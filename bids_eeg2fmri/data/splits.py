@@ -27,7 +27,8 @@ SHUFFLED_REFUSAL = (
     "shuffled within-subject splits are refused: neighbouring samples share all but one TR of "
     "their EEG window and ~20 s of haemodynamic signal, so shuffling puts near-copies of every test "
     "sample into training and inflates the scores even when EEG carries no information about BOLD; "
-    "use --cv blocked (time blocks with a buffer), loso, kfold or split")
+    "use --cv blocked (time blocks with a buffer), loso, kfold or split (or add "
+    "--allow-leaky-split to run the leaky regime beside the leak-free one)")
 
 
 @dataclass
@@ -176,16 +177,19 @@ def shuffled_within_subject(samples: pd.DataFrame, n_folds: int = 5, seed: int =
 
 
 def make_folds(samples: pd.DataFrame, regime: str, *, spec: WindowSpec, tr: float, k: int = 5,
-               buffer: int | None = None, seed: int = 0) -> list[Fold]:
-    """Folds of the named regime: ``loso``, ``kfold``, ``blocked`` or ``split``.
+               buffer: int | None = None, seed: int = 0, allow_leaky: bool = False) -> list[Fold]:
+    """Folds of the named regime: ``loso``, ``kfold``, ``blocked`` or ``split``; ``shuffled``
+    (sample-level, leaky: the papers' regime) only with ``allow_leaky``.
 
     Raises
     ------
     UsageError
-        For ``shuffled`` (with the reason) and unknown names.
+        For ``shuffled`` without ``allow_leaky`` (with the reason) and unknown names.
     """
     if regime in ("shuffled", "shuffle", "random"):
-        raise UsageError(SHUFFLED_REFUSAL)
+        if not allow_leaky:
+            raise UsageError(SHUFFLED_REFUSAL)
+        return shuffled_within_subject(samples, n_folds=k, seed=seed)
     if regime == "loso":
         return leave_one_subject_out(samples)
     if regime == "kfold":

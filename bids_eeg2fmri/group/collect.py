@@ -41,6 +41,7 @@ from ..bids.derivatives import SOURCE_ENTITIES, atomic_path, parse_entities
 from ..bids.runkey import run_entities, run_key
 from ..errors import DataError, ExitCode, UsageError, UserError
 from ..fmri.io import write_masked_series
+from ..evaluation.domains import minmax_volumes, resize_grid
 from ..fmri.model_ready import model_ready
 from ..data.montage import Montage, conform, montage_for_runs
 from ..data.readers import load_run, non_steady_flags, read_spectrogram
@@ -181,16 +182,20 @@ def repetition_time(bold: Path) -> float:
     return float(tr)
 
 
-def model_grid_series(run: RunFiles, res: int, cache_dir: Path) -> Path:
+def model_grid_series(run: RunFiles, res: int, cache_dir: Path,
+                      domain: str = "fluctuations", grid: str = "model") -> Path:
     """The run's model-ready BOLD on the ``res`` mm template grid.
 
     The participant level's ``desc-model_bold`` when it exists at that resolution; otherwise
     derived from ``desc-preproc`` (averaged over the mask inside each coarse voxel, then
     detrended and z-scored per voxel with :func:`~bids_eeg2fmri.fmri.model_ready.model_ready`,
     fitted on the volumes not flagged non-steady) and cached in ``cache_dir`` next to a copy of its
-    sidecar.
+    sidecar. In the ``intensity`` domain the averaged intensities are min-max normalised per
+    volume instead (:func:`~bids_eeg2fmri.evaluation.domains.minmax_volumes`), always from
+    ``desc-preproc``, on the model grid or (``grid="resize"``) the 64×64×30 resize of the
+    template's field of view.
     """
-    if res in run.model_bold:
+    if res in run.model_bold and domain == "fluctuations" and grid == "model":
         return run.model_bold[res]
     if run.preproc_bold is None:
         raise DataError(f"{run.key}: no BOLD series", path=run.spectrogram)
@@ -199,26 +204,29 @@ def model_grid_series(run: RunFiles, res: int, cache_dir: Path) -> Path:
                         path=run.preproc_bold)
     conf_stamp = run.confounds.stat().st_mtime_ns if run.confounds is not None else ""
     digest = hashlib.sha1(f"{run.preproc_bold.resolve()}|{run.preproc_bold.stat().st_mtime_ns}|"
-                          f"{res}|{conf_stamp}".encode()).hexdigest()[:12]
-    dest = cache_dir / f"{run.key}_res-{res}_desc-model_bold_{digest}.nii.gz"
+                          f"{res}|{grid}|{conf_stamp}".encode()).hexdigest()[:12]
+    desc = "model" if domain == "fluctuations" else "intensity"
+    dest = cache_dir / f"{run.key}_res-{res}_desc-{desc}_bold_{digest}.nii.gz"
     if dest.exists():
         return dest
     from ..resources.templates import template_grid
 
-    log.info("%s: deriving the %d mm model-ready series from desc-preproc", run.key, res)
+    log.info("%s: deriving the %s %s series from desc-preproc", run.key,
+             f"{res} mm" if grid == "model" else "resized", desc)
     img = nib.load(os.fspath(run.preproc_bold))
     mask_img = nib.load(os.fspath(run.mask))
     if img.ndim != 4 or mask_img.shape != img.shape[:3]:
         raise DataError(f"BOLD {img.shape} and mask {mask_img.shape} do not share a grid",
                         path=run.preproc_bold)
-    shape, affine = template_grid(res)
+    shape, affine = template_grid(res) if grid == "model" else resize_grid()
     values, mask = _downsample(np.asarray(img.dataobj, dtype=np.float32),
                                np.asarray(mask_img.dataobj) > 0, img.affine, shape, affine)
     tr = repetition_time(run.preproc_bold)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
         steady = ~non_steady_flags(values.shape[1], run.confounds, sidecar_of(run.preproc_bold))
-        write_masked_series(tmp, model_ready(values, sample_mask=steady), mask, affine, tr)
+        write_masked_series(tmp, model_ready(values, sample_mask=steady) if domain == "fluctuations"
+                            else minmax_volumes(values, axis=0), mask, affine, tr)
     meta = read_json(sidecar_of(run.preproc_bold))
     with atomic_path(sidecar_of(dest)) as tmp:
         tmp.write_text(json.dumps(meta))
@@ -342,7 +350,8 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
                        target: str = "regions", atlas: str = "harvard-oxford",
                        regions: Sequence[str] = (), cache_dir: Path,
                        expected_eeg: Callable[[RunFiles], np.ndarray | None] | None = None,
-                       fmri_input: str = "regions", eeg_channels: str = "common"
+                       fmri_input: str = "regions", eeg_channels: str = "common",
+                       target_domain: str = "fluctuations", intensity_grid: str = "model"
                        ) -> dict[str, GroupData]:
     """Paired runs as :class:`RunArrays` for each of ``directions`` (see the module docstring).
 
@@ -387,7 +396,8 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
         raise UserError("no run has both EEG and BOLD derivatives: nothing to train on",
                         ExitCode.NO_DATA_SELECTED)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    series = [model_grid_series(r, res, cache_dir / "model_bold") for r in paired]
+    series = [model_grid_series(r, res, cache_dir / "model_bold", target_domain, intensity_grid)
+              for r in paired]
     common, affine = _common_mask(series)
     targets = {d: _targets(d, common, affine, series[0], target=target, atlas=atlas,
                            regions=regions, fmri_input=fmri_input, cache_dir=cache_dir)

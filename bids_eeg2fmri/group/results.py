@@ -15,13 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..evaluation.comparison import BASELINES, baseline_columns
 from ..training.core import CVResult, Evaluation
 from ..training.direction import Direction
 from .collect import GroupData
 from .truth import Truth
 
 #: EEG→fMRI scores copied from ``model_<key>`` before the driven columns.
-EEG2FMRI_SUMMARY = ("rmse", "r_spatial", "psnr", "ssim", "fc_similarity")
+EEG2FMRI_SUMMARY = ("rmse", "r_spatial", "r_roi", "ssim_brain", "ssim_volume3d", "ssim_slices2d",
+                    "psnr", "psnr_brain", "psnr_volume", "fc_similarity")
 
 
 @dataclass
@@ -74,8 +76,11 @@ def _columns(d: Direction, metrics: dict[str, float]) -> tuple[dict[str, float],
     if d.name == "eeg2fmri":
         return ({k: metrics[f"model_{k}"] for k in EEG2FMRI_SUMMARY if f"model_{k}" in metrics},
                 {k: v for k, v in metrics.items() if k.startswith("model_r_region_")})
-    shown = set(d.headline.values())
-    return {}, {k: v for k, v in metrics.items() if k not in shown}
+    # The headline r is kept under its own name too (fMRI→EEG: r_overall beside r_pooled_db).
+    shown = set(d.headline.values()) - {d.headline["r"]}
+    # The baselines' scores appear once, as baseline_<name>_<metric> (evaluation.comparison).
+    return {}, {k: v for k, v in metrics.items() if k not in shown
+                and not k.startswith(tuple(f"{b}_" for b in BASELINES))}
 
 
 _DRIVEN = {"eeg2fmri": _eeg2fmri_driven, "fmri2eeg": _fmri2eeg_driven}
@@ -94,7 +99,10 @@ def fold_table(d: Direction, cv: CVResult, data: GroupData, truth: Truth) -> pd.
                      "mse": ev.metrics[h["mse"]], "r": ev.metrics[h["r"]],
                      "baseline_mean_mse": ev.metrics[h["train_mean_mse"]],
                      "baseline_subject_mse": ev.metrics[h["subject_mean_mse"]],
-                     **before, **_DRIVEN[d.name](ev, data, truth), **after})
+                     **before, **_DRIVEN[d.name](ev, data, truth),
+                     **baseline_columns(d.name, ev.metrics),
+                     **{k: ev.metrics[k] for k in ("data_range", "subject_mean_oracle")
+                        if k in ev.metrics}, **after})
     return pd.DataFrame(rows)
 
 

@@ -31,6 +31,9 @@ import pandas as pd
 from ..bids.derivatives import atomic_write_text
 from ..config import Config
 from ..errors import ExitCode, UsageError, UserError
+from ..evaluation.group import (banner, card_evaluation, evaluation_note, evaluation_options,
+                                label_leaky, regimes, report_tables)
+from ..evaluation.protocols import size_hparams
 from ..models import registry
 from ..runlogs import latest_config
 from ..training.core import cross_validate, fit
@@ -84,7 +87,7 @@ def resolve_models(requested: list[str], directions: list[str]) -> dict[str, lis
 
 def check_subjects(data: GroupData, regime: str, k: int) -> None:
     """Exit 18 when the data hold fewer subjects than the CV regime needs."""
-    need = {"loso": 2, "kfold": k, "split": 3, "blocked": 1}[regime]
+    need = {"loso": 2, "kfold": k, "split": 3, "blocked": 1, "shuffled": 1}[regime]
     have = len(data.subjects)
     if have < need:
         raise UserError(f"--cv {regime} needs at least {need} participants with paired EEG and "
@@ -113,11 +116,21 @@ def _train_direction(config: Config, d: Direction, data: GroupData, models: list
     cfg = TrainConfig.from_config(config)
     window = d.window_from(gr, data.spec, models)
     inputs = _fold_inputs(config, data, window)
-    cv = cross_validate(data.runs, data.spec, models, direction=d, regime=gr.cv, k=gr.cv_folds,
-                        window=window, train_config=cfg, fold_inputs=inputs, out_dir=work / "cv",
-                        resume=gr.resume, seed=ex.random_seed, device=ex.device,
-                        **score_options(d, data, truth))
-    res = DirectionResult(fold_table(d, cv, data, truth),
+    hparams = size_hparams(gr.model_size, models,
+                           {m: registry.entry(m, d.name).defaults for m in models})
+    tables = []
+    # A leaky regime (--allow-leaky-split) runs after, and is shown beside, the leak-free one.
+    for split, regime in regimes(config, len(data.subjects)):
+        cv_dir = work / ("cv" if split == "leak-free" else f"cv-{split}")
+        run_cv = cross_validate(
+            data.runs, data.spec, models, direction=d, regime=regime, k=gr.cv_folds,
+            window=window, train_config=cfg, hparams=hparams, fold_inputs=inputs, out_dir=cv_dir,
+            resume=gr.resume, seed=ex.random_seed, device=ex.device, allow_leaky=True,
+            **score_options(d, data, truth), **evaluation_options(config, d.name, data))
+        tables.append(fold_table(d, run_cv, data, truth).assign(split=split, regime=regime))
+        if split == "leak-free":
+            cv = run_cv
+    res = DirectionResult(pd.concat(tables, ignore_index=True),
                           loss_curves(work / "cv", d, models, [f.name for f in cv.folds]))
     if d.name == "eeg2fmri" and data.spec.target == "regions":
         res.fc = fc_matrices(cv, data, models)
@@ -127,7 +140,8 @@ def _train_direction(config: Config, d: Direction, data: GroupData, models: list
     finals = {}
     for name in models:
         fitted = fit(runs, spec, name, direction=d, window=window, samples=samples,
-                     train_config=cfg, out_dir=work / "final" / name, resume=gr.resume)
+                     hparams=hparams.get(name), train_config=cfg, out_dir=work / "final" / name,
+                     resume=gr.resume)
         fitted.input_pca = pca
         finals[name] = (fitted, int(len(samples)), window.describe(data.spec.tr))
     return res, finals
@@ -179,7 +193,6 @@ def _single_region(config: Config, data: GroupData, regions: list[str],
 # ----------------------------------------------------------------------------- outputs
 def _write_outputs(config: Config, direction: str, data: GroupData, res: DirectionResult,
                    finals: dict, out: Path) -> None:
-    gr = config.group
     for name, (fitted, n_samples, window) in finals.items():
         table = res.table[res.table["model"] == name]
         atomic_write_text(metrics_path(out, direction, name),
@@ -192,10 +205,13 @@ def _write_outputs(config: Config, direction: str, data: GroupData, res: Directi
         card = C.model_card(
             name=name, direction=direction, fitted=fitted,
             data={**data.describe(), "NumberOfSamples": n_samples}, window=window,
-            train=asdict(TrainConfig.from_config(config)), cv=cv_summary(table, gr.cv),
+            train=asdict(TrainConfig.from_config(config)),
+            cv=cv_summary(table[table["split"] == "leak-free"],
+                          regimes(config, len(data.subjects))[0][1]),
             config={k: v for k, v in config.to_dict()["group"].items()},
             model_file=folder / C.MODEL_FILE, entry=entry,
             dataset=C.dataset_identity(config.execution.bids_dir))
+        card["Evaluation"].update(card_evaluation(res.table, config, len(data.subjects)))
         C.write_model_folder(folder, fitted, labels, data.affine, card)
         res.model_dirs[name] = folder
 
@@ -252,7 +268,9 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     datasets = collect_directions(files, directions, res=config.fmri.model_res, target=gr.target,
                                   atlas=gr.atlas, regions=gr.regions, cache_dir=work / "data",
                                   expected_eeg=expected_eeg(truths) if truths else None,
-                                  fmri_input=gr.fmri_input, eeg_channels=gr.eeg_channels)
+                                  fmri_input=gr.fmri_input, eeg_channels=gr.eeg_channels,
+                                  target_domain=gr.target_domain,
+                                  intensity_grid=gr.intensity_grid)
     for data in datasets.values():
         check_subjects(data, gr.cv, gr.cv_folds)
     sr_regions = check_single_region(config, datasets["fmri2eeg"]) if gr.single_region else []
@@ -287,7 +305,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
             _write_outputs(config, direction, data, res, finals, out)
         tables.append(res.table)
         curves.update(res.curves)
-    table = pd.concat(tables, ignore_index=True)
+    table = label_leaky(pd.concat(tables, ignore_index=True))
     if is_main_process():
         from ..reports.html import write_group_report
 
@@ -298,8 +316,11 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
                  "channel × frequency. r_driven (simulated data): mean r over the regions "
                  "(EEG→fMRI) or band × channel-group cells (fMRI→EEG) the simulator's sources "
                  "drive; noise_ceiling: r of those targets' measurement with the noiseless signal."]
+        notes.append(evaluation_note(config))
         report = write_group_report(out, table, curves, single_region, fc, notes=notes,
-                                    warnings=warnings, extra_sections=sections)
+                                    warnings=warnings, extra_sections=sections,
+                                    tables=report_tables(table, config),
+                                    banner=banner(config, n_subjects))
         _citation(config, out, participant, sorted({m for d in directions for m in models[d]}),
                   n_subjects, bool(ceilings), files)
         print(print_summary(table), flush=True)

@@ -21,7 +21,9 @@ CV_OPTIONAL = ("test_subject", "baseline_mean_mse", "baseline_subject_mse", "noi
 #: Columns of the summary table, in this order, where a direction has them; per-region and
 #: per-cell scores stay in the per-fold table and the metrics TSVs.
 CV_HEADLINE = ("mse", "r", "baseline_mean_mse", "baseline_subject_mse", "r_driven",
-               "noise_ceiling", "rmse", "r_spatial", "psnr", "ssim", "fc_similarity", "r_bins")
+               "noise_ceiling", "rmse", "r_spatial", "r_roi", "ssim_brain", "ssim_volume3d",
+               "ssim_slices2d", "psnr", "psnr_brain", "fc_similarity", "r_pooled_db", "r_overall",
+               "r_bins")
 
 
 def _direction_columns(table: pd.DataFrame, direction: str, candidates: Sequence[str],
@@ -85,7 +87,9 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
                        single_region: pd.DataFrame | None = None,
                        fc: Mapping[str, Any] | None = None, *,
                        notes: Sequence[str] = (), warnings: Sequence[str] = (),
-                       extra_sections: Sequence[Mapping[str, Any]] = ()) -> Path:
+                       extra_sections: Sequence[Mapping[str, Any]] = (),
+                       tables: Sequence[tuple[str, str, pd.DataFrame]] = (),
+                       banner: str | None = None) -> Path:
     """Write ``OUT/group.html`` with its figures in ``OUT/group/figures/``.
 
     Parameters
@@ -97,7 +101,7 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
         (``eeg2fmri`` or ``fmri2eeg``), ``fold`` (int or str), ``mse`` (float), ``r`` (float;
         the direction's headline Pearson r). Optional: ``test_subject`` (str; several joined by
         commas), ``baseline_mean_mse`` (training-mean prediction), ``baseline_subject_mse``
-        (subject-mean oracle), ``noise_ceiling`` (r, simulated data). Any further numeric
+        (the subject-mean baseline), ``noise_ceiling`` (r, simulated data). Any further numeric
         column (``ssim``, ``psnr``, ``fc_similarity``, ``r_alpha_occipital`` …) is summarised
         and tabulated too.
     learning_curves
@@ -119,6 +123,11 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
         Further sections, each ``{"id", "title", "paragraphs": [str], "figures": [FigureItem],
         "tables": [{"caption", "columns", "rows"}]}`` (classification, attribution and
         attention: :mod:`.calhas_sections`).
+    tables
+        ``(title, caption, table)`` shown after the cross-validation tables (the evaluation's
+        baselines and the papers' numbers, :mod:`bids_eeg2fmri.evaluation.comparison`).
+    banner
+        A line shown prominently at the top (a leaky split was run).
 
     Returns
     -------
@@ -153,8 +162,8 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
            "Top: Pearson r per model (mean ± SEM over folds) over all targets and, on "
            "simulated data, over the targets the simulated sources drive, with their noise "
            "ceiling in red. Bottom: MSE of the model and of the two baselines (training mean; "
-           "each test subject's own mean — an oracle a model must beat by predicting "
-           "fluctuations).",
+           "each test subject's own mean from its other runs or blocks — a model beats it by "
+           "predicting fluctuations).",
            lambda p: F.plot_cv_scores(summary, p),
            "the CV table is empty" if summary.empty else None)
     figure("learningcurves", "Learning curves",
@@ -195,7 +204,9 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
         folds=cv_table.to_dict("records"), fold_cols=fold_cols, directions=directions,
         figures=items, single_region=sr_table,
         sr_cols=list(single_region.columns) if sr_table else [],
-        notes=list(notes), warnings=list(warnings), errors=errors,
+        notes=list(notes), warnings=list(warnings), errors=errors, banner=banner,
         extra_sections=list(extra_sections),
+        tables=[{"title": t, "caption": c, "cols": list(df.columns),
+                 "rows": df.to_dict("records")} for t, c, df in tables if len(df)],
         version=__version__, date=now())
     return atomic_write_text(out / "group.html", html)

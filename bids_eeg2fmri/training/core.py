@@ -32,7 +32,8 @@ from ..data.splits import Fold, blocked_in_time, leave_one_subject_out, make_fol
 from ..data.windows import DataSpec, RunArrays, index_samples
 from ..errors import UsageError, UserError
 from ..models import registry
-from .direction import Direction, get_direction, subject_mean
+from ..evaluation.baselines import baselines as baseline_predictions
+from .direction import Direction, get_direction
 from .model import CHECKPOINT_FILE, LOSS_FILE, MODEL_FILE, FittedModel, load_model
 from .options import TrainConfig
 from .trainer import seed_everything, train
@@ -204,7 +205,7 @@ class Evaluation:
     pred, true, truth
         Predictions, measurements and noiseless truth (None without) in the evaluation units.
     baselines
-        ``train_mean`` and ``subject_mean`` predictions.
+        The baselines' predictions (:mod:`bids_eeg2fmri.evaluation.baselines`).
     """
 
     metrics: dict[str, float]
@@ -218,18 +219,22 @@ class Evaluation:
 
 def evaluate(fitted: FittedModel | str | os.PathLike, runs: Sequence[RunArrays],
              spec: DataSpec | None = None, *, samples: pd.DataFrame | None = None,
-             rows: np.ndarray | None = None, device: str = "auto",
-             **score_options: Any) -> Evaluation:
-    """Score a fitted model (or a saved one) on samples of ``runs``, beside the two baselines.
+             rows: np.ndarray | None = None, train_rows: np.ndarray | None = None,
+             device: str = "auto", **score_options: Any) -> Evaluation:
+    """Score a fitted model (or a saved one) on samples of ``runs``, beside the baselines.
 
-    The baselines are the **training-mean** prediction and the **subject-mean** prediction (each
-    evaluated subject's own mean over the evaluated samples: an oracle no model is given, so
-    beating it means predicting the fluctuations, not the subject's average). Subjects the model
-    has no statistics for are normalised with their own (:meth:`FittedModel.calibrated`); pass a
-    model calibrated on other rows to use those instead.
+    The baselines (:mod:`bids_eeg2fmri.evaluation.baselines`) are the **training mean**, the
+    **subject mean** (each evaluated subject's own mean from its other runs or non-test samples)
+    and, given ``train_rows``, the subject mean plus the **training-mean fluctuation**. Subjects
+    the model has no statistics for are normalised with their own
+    (:meth:`FittedModel.calibrated`); pass a model calibrated on other rows to use those instead.
 
     Parameters
     ----------
+    rows
+        The evaluated rows of ``samples`` (all when None).
+    train_rows
+        The rows of ``samples`` the model was trained on (for the fluctuation baseline).
     score_options
         Passed to the direction's scores (fMRI→EEG: ``bands``, ``groups``).
     """
@@ -238,17 +243,19 @@ def evaluate(fitted: FittedModel | str | os.PathLike, runs: Sequence[RunArrays],
     fitted.check(runs, spec)
     if samples is None:
         samples = index_samples(runs, fitted.window)
-    if rows is not None:
-        samples = samples.iloc[np.asarray(rows, dtype=int)]
-    samples = samples.reset_index(drop=True)
+    table = samples.reset_index(drop=True)
+    rows = np.arange(len(table)) if rows is None else np.asarray(rows, dtype=int)
+    samples = table.iloc[rows].reset_index(drop=True)
     pred = fitted.predict(runs, samples=samples, device=device)
-    ds = fitted.calibrated(runs, samples, None).dataset(runs, samples)
+    calibrated = fitted.calibrated(runs, samples, None)
+    ds = calibrated.dataset(runs, samples)
     true = ds.targets()
     truth = ds.truth()
-    baselines = {"train_mean": fitted.direction.train_mean(fitted, true),
-                 "subject_mean": subject_mean(true, samples["subject"].to_numpy())}
-    metrics, per_subject = fitted.direction.score(pred, true, truth, baselines, fitted, samples,
-                                                  **score_options)
+    baselines, info = baseline_predictions(fitted, runs, table, rows, true, train_rows)
+    # Scored with the statistics the targets were normalised with (fMRI→EEG's dB levels).
+    metrics, per_subject = fitted.direction.score(pred, true, truth, baselines, calibrated,
+                                                  samples, **score_options)
+    metrics.update(info)
     return Evaluation(metrics, pred, true, truth, samples, baselines, per_subject)
 
 
@@ -274,7 +281,7 @@ def cross_validate(runs: Sequence[RunArrays], spec: DataSpec, models: Sequence[s
                    hparams: dict[str, dict[str, Any]] | None = None, early_stopping: bool = True,
                    fold_inputs: FoldInputs | None = None, out_dir: str | os.PathLike | None = None,
                    resume: bool = False, seed: int = 0, device: str = "auto",
-                   **score_options: Any) -> CVResult:
+                   allow_leaky: bool = False, **score_options: Any) -> CVResult:
     """Fit and evaluate every model on every fold of ``regime``.
 
     Parameters
@@ -285,7 +292,8 @@ def cross_validate(runs: Sequence[RunArrays], spec: DataSpec, models: Sequence[s
         ``loso``, ``kfold`` (``k`` folds over subjects), ``blocked`` (``k`` time blocks within
         subjects, ``buffer`` volumes apart) or ``split`` (0.5/0.25/0.25 subjects); ``shuffled`` is
         refused (see :mod:`bids_eeg2fmri.data.splits`). Default: ``loso`` for EEG→fMRI, the
-        seed's 5-fold CV over subjects (``kfold``) for fMRI→EEG.
+        seed's 5-fold CV over subjects (``kfold``) for fMRI→EEG. ``shuffled`` (sample-level
+        folds, leaky) runs only with ``allow_leaky``.
     window
         One window for all models, so they are scored on the same samples (default: the
         direction's, with the largest history any model needs).
@@ -310,7 +318,8 @@ def cross_validate(runs: Sequence[RunArrays], spec: DataSpec, models: Sequence[s
     regime = regime or ("loso" if d.name == "eeg2fmri" else "kfold")
     window = window or d.default_window(spec, models)
     samples = index_samples(runs, window)
-    folds = make_folds(samples, regime, spec=window, tr=spec.tr, k=k, buffer=buffer, seed=seed)
+    folds = make_folds(samples, regime, spec=window, tr=spec.tr, k=k, buffer=buffer, seed=seed,
+                       allow_leaky=allow_leaky)
     out = Path(out_dir) if out_dir is not None else None
     inputs = {f.name: (fold_inputs(samples, np.concatenate([f.train, f.val]))
                        if fold_inputs is not None else (runs, spec, None)) for f in folds}
@@ -325,8 +334,8 @@ def cross_validate(runs: Sequence[RunArrays], spec: DataSpec, models: Sequence[s
                          train_config=train_config,
                          out_dir=None if out is None else out / name / fold.name, resume=resume)
             fitted.input_pca = transform
-            ev = evaluate(fitted, fold_runs, samples=samples, rows=fold.test, device=device,
-                          **score_options)
+            ev = evaluate(fitted, fold_runs, samples=samples, rows=fold.test,
+                          train_rows=fold.train, device=device, **score_options)
             evaluations[(name, fold.name)] = ev
             records.append({"model": name, "fold": fold.name, "n_train": len(fold.train),
                             "n_test": len(fold.test), **ev.metrics})

@@ -110,10 +110,13 @@ class Direction:
 
     def window_from(self, group: GroupConfig, spec: DataSpec, models: Sequence[str]) -> Any:
         """The window the group options ask for: EEG→fMRI ``--window`` seconds (converted to TRs),
-        fMRI→EEG ``--window-trs``/``--horizon-trs``; both censor at ``--fd-threshold``."""
+        fMRI→EEG ``--window-trs``/``--horizon-trs``; both censor at ``--fd-threshold``;
+        EEG→fMRI lags by ``--hrf-lag`` seconds (rounded to TRs)."""
         fd = group.fd_threshold or None
         if self.window_class is WindowSpec:
-            return self.default_window(spec, models, window_s=group.window_s, fd_threshold=fd)
+            # --hrf-lag: whole TRs between the EEG window's end and the target volume.
+            return self.default_window(spec, models, window_s=group.window_s, fd_threshold=fd,
+                                       lag=int(round(group.hrf_lag / spec.tr)))
         return SequenceSpec(window=group.window_trs, horizon=group.horizon_trs, fd_threshold=fd)
 
 
@@ -143,8 +146,10 @@ def _eeg2fmri_check(model: str, spec: DataSpec, window: WindowSpec) -> None:
 
 def _eeg2fmri_score(pred: np.ndarray, true: np.ndarray, truth: np.ndarray | None,
                     baselines: dict[str, np.ndarray], fitted: Any, samples: pd.DataFrame,
+                    *, domain: str = "fluctuations", roi_labels: np.ndarray | None = None,
                     **_: Any) -> tuple[dict[str, float], pd.DataFrame]:
-    return eeg2fmri_scores(pred, true, truth, baselines, fitted.data_spec), pd.DataFrame()
+    return (eeg2fmri_scores(pred, true, truth, baselines, fitted.data_spec, domain=domain,
+                            roi_labels=roi_labels), pd.DataFrame())
 
 
 EEG2FMRI = Direction(
@@ -204,20 +209,25 @@ def _fmri2eeg_outputs(z: np.ndarray, fitted: Any) -> np.ndarray:
 def _fmri2eeg_score(pred: np.ndarray, true: np.ndarray, truth: np.ndarray | None,
                     baselines: dict[str, np.ndarray], fitted: Any, samples: pd.DataFrame, *,
                     bands: dict[str, tuple[float, float]] | None = None,
-                    groups: dict[str, list[str]] | None = None
+                    groups: dict[str, list[str]] | None = None, **_: Any
                     ) -> tuple[dict[str, float], pd.DataFrame]:
     spec = fitted.data_spec
     groups = groups or {"all": list(spec.channels)}
-    metrics = spectrogram_scores(pred, true, truth, spec, bands, groups)
-    for name, p in baselines.items():
-        metrics[f"{name}_mse"] = float(np.mean((np.asarray(p, np.float64) - true) ** 2))
-    per = []
     subj = samples["subject"].to_numpy()
+    # Each sample's dB level: the EEG statistics its targets were z-scored with.
+    stats = fitted.target_norm.stats
+    levels = (np.stack([stats[s][0] for s in subj]), np.stack([stats[s][1] for s in subj]))
+    metrics = spectrogram_scores(pred, true, truth, spec, bands, groups, levels)
+    for name, p in baselines.items():
+        b = spectrogram_scores(np.asarray(p, np.float32), true, None, spec, bands, groups, levels)
+        metrics.update({f"{name}_{k}": v for k, v in b.items()})
+    per = []
     for s in dict.fromkeys(subj):
         sel = subj == s
         per.append({"subject": s, "n": int(sel.sum()),
                     **spectrogram_scores(pred[sel], true[sel],
-                                         None if truth is None else truth[sel], spec, bands, groups)})
+                                         None if truth is None else truth[sel], spec, bands, groups,
+                                         (levels[0][sel], levels[1][sel]))})
     return metrics, pd.DataFrame(per)
 
 
@@ -247,12 +257,3 @@ def get_direction(direction: str | Direction) -> Direction:
     except KeyError:
         raise UsageError(f"unknown direction {direction!r}; choose from "
                          f"{', '.join(DIRECTIONS)}") from None
-
-
-def subject_mean(true: np.ndarray, subjects: np.ndarray) -> np.ndarray:
-    """The subject-mean baseline: each subject's own mean over the evaluated samples (an oracle
-    no model is given, so beating it means predicting the fluctuations, not the average)."""
-    out = np.empty_like(true)
-    for s in np.unique(subjects):
-        out[subjects == s] = true[subjects == s].mean(axis=0)
-    return out

@@ -45,7 +45,7 @@ class TrainConfig:
     batch_size: int = GroupConfig.batch_size
     lr: float | None = None
     weight_decay: float = GroupConfig.weight_decay
-    patience: int = 10
+    patience: int = GroupConfig.patience
     grad_clip: float = 1.0
     device: str = "auto"
     amp: bool = True
@@ -60,6 +60,7 @@ class TrainConfig:
         gr, ex = config.group, config.execution
         return cls(**{"epochs": gr.epochs, "batch_size": gr.batch_size,
                       "weight_decay": gr.weight_decay, "device": ex.device,
+                      "lr": gr.lr or None, "patience": gr.patience,
                       "seed": ex.random_seed, "progress": False, **overrides})
 
     def __post_init__(self) -> None:
