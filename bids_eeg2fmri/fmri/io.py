@@ -8,6 +8,7 @@ values (NaN/Inf) or the dummy-scan count (enough volumes left).
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,21 @@ def write_masked_series(path: str | os.PathLike, values: np.ndarray, mask: np.nd
                               compresslevel=compresslevel) as writer:
         for i in range(values.shape[1]):
             writer.write_masked(values[:, i:i + 1])
+
+
+def write_masked_series_async(path: str | os.PathLike, values: np.ndarray, mask: np.ndarray,
+                              affine: np.ndarray, repetition_time: float, **kwargs: Any
+                              ) -> Future:
+    """:func:`write_masked_series` in a background thread; ``.result()`` waits (and re-raises).
+
+    The caller must not modify ``values`` until then. zlib releases the GIL while it compresses,
+    so the caller's own computation runs alongside on another core.
+    """
+    pool = ThreadPoolExecutor(1, thread_name_prefix="nifti-writer")
+    future = pool.submit(write_masked_series, path, values, mask, affine, repetition_time,
+                         **kwargs)
+    pool.shutdown(wait=False)
+    return future
 
 
 def masked_series_writer(path: str | os.PathLike, mask: np.ndarray, affine: np.ndarray,
