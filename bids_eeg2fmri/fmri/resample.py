@@ -7,18 +7,22 @@ nonlinear warp are therefore applied in a single interpolation of the original (
 corrected) data — never as a 4-D ``antsApplyTransforms`` call, whose memory grows with the whole
 series at once.
 
-On the CPU each volume is interpolated by SciPy (``spline_filter`` then ``map_coordinates``), in
-``n_procs`` processes over contiguous chunks of volumes: measured on 64×64×30 volumes into the
-2 mm template brain (235 k points), SciPy's compiled loop is 3–4× faster than any batched torch
-formulation on CPU threads (eight 3-D ``grid_sample`` fetches: 150 s against 35 s per 100
-volumes; 64 gathers: 16 s against 5 s per 20 volumes). On CUDA the volumes are resampled in chunks
-in torch: SciPy computes the B-spline coefficients of a chunk (``spline_filter1d``, the same mirror
-boundary), and the cubic B-spline is evaluated as eight trilinear ``grid_sample`` fetches per point
-(Sigg & Hadwiger, GPU Gems 2, ch. 20: on each axis the four cubic weights are two linear
-interpolations at shifted positions), which matches SciPy to float32 precision. Both paths compute
-each output value independently of the others, so results do not depend on the number of
-processes or threads; memory is bounded by one volume (SciPy) or one chunk (torch, about
-``POINT_BUDGET`` points × volumes).
+On the CPU each volume is interpolated by SciPy (``spline_filter`` then ``map_coordinates``) in
+``n_procs`` processes, over chunks of ``CHUNK_VOLUMES`` volumes that are yielded in order as they
+finish (:func:`iter_scipy_chunks`). Given the path of an uncompressed NIfTI, each worker
+memory-maps it and reads only its chunk, so no copy of the run is pickled to the workers, and at
+most two chunks per worker are in flight: a worker's memory is bounded by one chunk. Only points
+inside the acquired grid are interpolated. Measured on 64×64×30 volumes into the 2 mm template
+brain (235 k points; ``benchmarks/resample.py``), SciPy's compiled loop needs 0.072 CPU seconds
+per volume, the batched torch formulation on one CPU thread 0.158 (eight 3-D ``grid_sample``
+fetches per point; a 64-gather formulation measured 3× slower than SciPy too). On CUDA the volumes
+are resampled in chunks in torch: SciPy computes the B-spline coefficients of a chunk
+(``spline_filter1d``, the same mirror boundary), and the cubic B-spline is evaluated as eight
+trilinear ``grid_sample`` fetches per point (Sigg & Hadwiger, GPU Gems 2, ch. 20: on each axis the
+four cubic weights are two linear interpolations at shifted positions), which matches SciPy to
+float32 precision. Both paths compute each output value independently of the others, so results
+do not depend on the number of processes, threads or chunks; memory is bounded by one chunk
+(``CHUNK_VOLUMES`` volumes on the CPU, about ``POINT_BUDGET`` points × volumes with torch).
 
 Only voxels inside an output mask (the template brain) are computed; the series is kept as a
 ``(voxels, time)`` matrix, which is about a fifth of the full 4-D grid at 2 mm.
