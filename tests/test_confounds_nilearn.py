@@ -14,6 +14,7 @@ from nilearn.maskers import NiftiMasker
 from derivsdata import TR, write_outputs
 
 from bids_eeg2fmri.fmri import confounds as conf
+from bids_eeg2fmri.fmri import masking
 from bids_eeg2fmri.fmri import tissue
 from bids_eeg2fmri.fmri.masking import template_mask_on_grid
 from bids_eeg2fmri.resources.templates import template_grid
@@ -134,3 +135,15 @@ def test_cosines_are_orthonormal_and_cover_128s():
 def test_preproc_grid_matches_written_bold(run_files):
     img = nib.load(run_files)
     assert img.shape[-1] == N_T
+
+
+@pytest.mark.parametrize("tr, cutoff", [(2.0, tissue.COMPCOR_HIGH_PASS_HZ), (0.5, 0.0),
+                                        (2.0, 0.001)])
+def test_high_passed_variance_equals_filtering(tr, cutoff):
+    rng = np.random.default_rng(4)
+    t = np.arange(150)
+    series = (rng.normal(0, 1, (300, 150)) + 3 * np.cos(2 * np.pi * t * tr / 400.0)
+              + 0.02 * t + 50).astype(np.float32)
+    expected = masking.high_pass(series.astype(np.float64), tr, cutoff).var(axis=1)
+    got = tissue.high_passed_variance(series, tr, cutoff, block=64)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)

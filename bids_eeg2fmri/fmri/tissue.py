@@ -100,6 +100,28 @@ def compcor(series: np.ndarray, repetition_time: float,
     return u[:, :n_keep], s
 
 
+def high_passed_variance(values: np.ndarray, repetition_time: float,
+                         cutoff_hz: float = COMPCOR_HIGH_PASS_HZ, block: int = 8192) -> np.ndarray:
+    """Per-row variance of ``(voxels, t)`` series after :func:`masking.high_pass`, without it.
+
+    The discrete cosines are orthonormal and orthogonal to the constant, so the high-passed
+    variance is the demeaned series' energy minus its energy in the cosine basis. Computed over
+    blocks of rows: filtering every brain voxel in float64 (0.55 GB for 230 k voxels × 300
+    volumes, plus nilearn's copies) only to rank voxels by variance dominated the resampling
+    node's memory and time.
+    """
+    n_t = values.shape[1]
+    basis = (masking.dct_basis(n_t, repetition_time, cutoff_hz) if cutoff_hz > 0
+             else np.zeros((n_t, 0)))
+    out = np.empty(values.shape[0])
+    for a in range(0, values.shape[0], block):
+        x = np.asarray(values[a:a + block], dtype=np.float64)
+        x = x - x.mean(axis=1, keepdims=True)
+        proj = x @ basis
+        out[a:a + block] = (np.einsum("ij,ij->i", x, x) - np.einsum("ij,ij->i", proj, proj)) / n_t
+    return out
+
+
 def _components(prefix: str, series: np.ndarray, repetition_time: float, meta: dict[str, Any]
                 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     comps, s = compcor(series, repetition_time)
@@ -152,8 +174,7 @@ def tissue_confounds(values: np.ndarray, mask: np.ndarray, affine: np.ndarray,
         "white_matter": {"Description": "Mean signal in the eroded MNI152 white-matter mask"},
     }
     combined = np.concatenate([rows["CSF"], rows["WM"]])
-    filtered = masking.high_pass(values.astype(np.float64), repetition_time, COMPCOR_HIGH_PASS_HZ)
-    variance = filtered.var(axis=1)
+    variance = high_passed_variance(values, repetition_time)
     n_top = max(MIN_VOXELS, int(round(TCOMPCOR_FRACTION * variance.size)))
     top = np.argsort(variance)[::-1][:n_top]
     parts = [table]
