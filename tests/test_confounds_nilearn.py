@@ -147,3 +147,15 @@ def test_high_passed_variance_equals_filtering(tr, cutoff):
     expected = masking.high_pass(series.astype(np.float64), tr, cutoff).var(axis=1)
     got = tissue.high_passed_variance(series, tr, cutoff, block=64)
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_left_singular_vectors_match_lapack_svd():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(40, 3)) @ rng.normal(size=(3, 900)) * [[5.0]] + rng.normal(size=(40, 900))
+    u, s = tissue.left_singular_vectors(a)
+    ref_u, ref_s, _ = np.linalg.svd(a, full_matrices=False)
+    np.testing.assert_allclose(s[:10], ref_s[:10], rtol=1e-8)
+    # Up to each vector's sign, which is fixed by the largest-magnitude entry.
+    np.testing.assert_allclose(np.abs(u[:, :10]), np.abs(ref_u[:, :10]), atol=1e-8)
+    assert (u[np.argmax(np.abs(u[:, :10]), axis=0), np.arange(10)] > 0).all()
+    np.testing.assert_allclose(u.T @ u, np.eye(40), atol=1e-8)
