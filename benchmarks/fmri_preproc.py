@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--registration", default="syn", choices=("syn", "syn-quick", "affine"))
     parser.add_argument("--hmc", default="torch", choices=("torch", "ants"))
     parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--hmc-threads", type=int, default=None,
+                        help="head-motion threads/processes (default: as the workflow, 1 for "
+                             "torch, --procs for ants)")
     parser.add_argument("--output-res", type=int, default=2)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--workdir", type=Path)
@@ -142,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     tree_peak = _TreeRSS()
     info = timed("dummy scans + slice timing", stages.prepare, bold, stc)
     hm = timed("head motion (boldref + HMC)", stages.head_motion, bold, dirs["hmc"],
-               n_procs=args.procs, skip=info["dummy_scans"], method=args.hmc)
+               n_procs=args.hmc_threads or (1 if args.hmc == "torch" else args.procs),
+               skip=info["dummy_scans"], method=args.hmc)
     reg = timed(f"registration ({args.registration})", stages.register, hm["boldref"],
                 hm["boldref_mask"], dirs["reg"], method=args.registration)
     res = timed("resample + mask + write", stages.resample, stc, hm["hmc_xfm"], reg["field"],
