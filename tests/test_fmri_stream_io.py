@@ -1,4 +1,4 @@
-"""Chunked SciPy resampling and the streaming NIfTI writer equal the in-memory paths; writes are atomic."""
+"""Chunked resampling and the streaming NIfTI writer equal the in-memory paths (writes atomic); node threads."""
 
 from __future__ import annotations
 
@@ -159,3 +159,14 @@ def test_masked_writers_equal_unmasked_volume(tmp_path):
     for name in ("a.nii.gz", "b.nii.gz"):
         np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / name).dataobj), expected)
     assert (tmp_path / "a.nii.gz").read_bytes() == (tmp_path / "b.nii.gz").read_bytes()
+
+
+@pytest.mark.parametrize("hmc, omp, expected", [("torch", 0, 1), ("torch", 3, 3), ("ants", 0, 4)])
+def test_head_motion_node_threads(tmp_path, hmc, omp, expected):
+    from bids_eeg2fmri.config import Config
+    from bids_eeg2fmri.workflows.fmri import init_fmri_preproc_wf
+
+    config = Config.from_sources({"output_dir": str(tmp_path), "hmc": hmc, "nprocs": 4,
+                                  "omp_nthreads": omp})
+    node = init_fmri_preproc_wf(config=config).get_node("hmc")
+    assert node.inputs.n_procs == expected and node.n_procs == expected
