@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,10 +32,16 @@ simulate_dataset(sys.argv[1], preset("realistic", subjects=1, volumes={volumes},
 """
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc (Linux)."""
+def tree_rss_bytes(pid: int, cpu: dict[int, float] | None = None) -> int:
+    """Resident memory of a process and all its descendants, from /proc (Linux).
+
+    With ``cpu``, also record each tree process's own user + system seconds under its pid: summed
+    over pids at the end, this is the CPU time of a tree whose workers the benchmark cannot wait
+    for itself (up to one sampling interval is lost per process that exits between samples).
+    """
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
+    ticks: dict[int, float] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -48,10 +53,13 @@ def tree_rss_bytes(pid: int) -> int:
         ppid, pages = int(fields[1]), int(fields[21])
         children.setdefault(ppid, []).append(int(entry))
         rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
+        ticks[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     total, stack = 0, [pid]
     while stack:
         p = stack.pop()
         total += rss.get(p, 0)
+        if cpu is not None and p in ticks:
+            cpu[p] = max(cpu.get(p, 0.0), ticks[p])
         stack.extend(children.get(p, []))
     return total
 
@@ -99,19 +107,17 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "bids_eeg2fmri.cli.run", str(data), str(out), "participant",
                "-w", str(work), "--skip-bids-validation", "--nprocs", str(args.nprocs)]
         load_start = os.getloadavg()[0]
-        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_before = kids.ru_utime + kids.ru_stime
+        cpu: dict[int, float] = {}
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         peak = 0
         while proc.poll() is None:
-            peak = max(peak, tree_rss_bytes(proc.pid))
+            peak = max(peak, tree_rss_bytes(proc.pid, cpu))
             time.sleep(0.5)
         total_s = time.perf_counter() - t
-        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        # User + system seconds of the app and every worker it waited for: less sensitive to
-        # the machine's load than the wall-clock time.
-        cpu_s = kids.ru_utime + kids.ru_stime - cpu_before
+        # User + system seconds of the app and its workers (sampled, see tree_rss_bytes): less
+        # sensitive to the machine's load than the wall-clock time.
+        cpu_s = sum(cpu.values())
         if proc.returncode:
             print(proc.stderr.read()[-3000:], file=sys.stderr)
             return proc.returncode
