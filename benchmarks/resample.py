@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         ref = out if ref is None else ref
         rows.append((engine, order, wall / args.volumes, cpu / args.volumes,
                      float(np.abs(out - ref).max()), float(np.abs(ref).max())))
-    print(f"{'engine':<7}{'order':>6}{'s/volume':>10}{'CPU s/volume':>14}{'max |diff| vs SciPy cubic':>28}")
+    print(f"{'engine':<7}{'order':>6}{'s/volume':>10}{'CPU s/volume':>14}"
+          f"{'max |diff| vs SciPy cubic':>28}")
     for engine, order, wall, cpu, diff, scale in rows:
         print(f"{engine:<7}{order:>6}{wall:>10.3f}{cpu:>14.3f}{diff:>17.3g} (of {scale:.0f})")
     return 0

@@ -1,4 +1,7 @@
-"""Chunked resampling and the streaming NIfTI writer equal the in-memory paths (writes atomic); node threads."""
+"""Chunked resampling and the streaming NIfTI writer equal the in-memory paths; atomic writes.
+
+Also: the head-motion node's thread count.
+"""
 
 from __future__ import annotations
 

@@ -173,7 +173,8 @@ class NiftiStreamWriter:
             raise ValueError(f"volume shape {block.shape[:3]} differs from the header's "
                              f"{self.volume_shape}")
         if self.written + block.shape[3] > self.n_volumes:
-            raise ValueError(f"{self.path.name}: more than the {self.n_volumes} volumes of the header")
+            raise ValueError(f"{self.path.name}: more than the {self.n_volumes} volumes "
+                             "of the header")
         self.written += block.shape[3]
         block = block.astype(self.dtype, copy=False)
         if self._queue is None:

@@ -173,7 +173,7 @@ def iter_scipy_chunks(data: np.ndarray | str | os.PathLike, mats: np.ndarray, sr
                       order: int = 3, dtype: type = np.float32, n_procs: int = 1,
                       chunk: int = CHUNK_VOLUMES
                       ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
-    """Resample chunks of ``chunk`` volumes with SciPy, in ``n_procs`` processes; yield them in order.
+    """Resample chunks of ``chunk`` volumes with SciPy in ``n_procs`` processes; yield them in order.
 
     Parameters
     ----------
