@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from bids_eeg2fmri.bids.niftiio import NiftiStreamWriter, check_nifti
 from bids_eeg2fmri.fmri import motion, resample
-from bids_eeg2fmri.fmri.io import masked_series_writer, series_header, write_masked_series
+from bids_eeg2fmri.fmri.io import series_header, write_masked_series, write_masked_series_async
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +83,12 @@ def _header(shape, affine):
     return series_header(shape, affine, 2.0)
 
 
-@pytest.mark.parametrize("background", [False, True])
-def test_stream_writer_equals_in_memory_save(tmp_path, background):
+def test_stream_writer_equals_in_memory_save(tmp_path):
     rng = np.random.default_rng(0)
     vol = rng.normal(size=(6, 7, 5, 9)).astype(np.float32)
     aff = np.diag([2.0, 2.0, 2.0, 1.0])
     dest = tmp_path / "bold.nii.gz"
-    with NiftiStreamWriter(dest, _header(vol.shape, aff), background=background) as w:
+    with NiftiStreamWriter(dest, _header(vol.shape, aff)) as w:
         w.write(vol[..., :4])          # a block
         for i in range(4, 9):
             w.write(vol[..., i])       # single volumes
@@ -104,7 +103,7 @@ def test_stream_writer_equals_in_memory_save(tmp_path, background):
     raw = gzip.decompress(dest.read_bytes())
     assert raw[352:] == vol.tobytes(order="F")
     again = tmp_path / "again.nii.gz"
-    with NiftiStreamWriter(again, _header(vol.shape, aff), background=not background) as w:
+    with NiftiStreamWriter(again, _header(vol.shape, aff)) as w:
         w.write(vol)
     assert again.read_bytes() == dest.read_bytes()
 
@@ -114,7 +113,7 @@ def test_stream_writer_is_atomic_on_error(tmp_path):
     dest = tmp_path / "bold.nii.gz"
     dest.write_bytes(b"old")
     with pytest.raises(RuntimeError, match="boom"):
-        with NiftiStreamWriter(dest, _header((4, 4, 4, 3), aff), background=True) as w:
+        with NiftiStreamWriter(dest, _header((4, 4, 4, 3), aff)) as w:
             w.write(np.ones((4, 4, 4)))
             raise RuntimeError("boom")
     assert dest.read_bytes() == b"old"
@@ -134,18 +133,17 @@ def test_stream_writer_refuses_missing_or_extra_volumes(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_stream_writer_thread_error_reaches_the_caller(tmp_path, monkeypatch):
+def test_async_writer_error_reaches_the_caller(tmp_path, monkeypatch):
     dest = tmp_path / "bold.nii.gz"
-    writer = NiftiStreamWriter(dest, _header((4, 4, 4, 3), np.eye(4)), background=True)
 
-    def fail(block):
+    def fail(self, volumes):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(writer, "_write_block", fail)
+    monkeypatch.setattr(NiftiStreamWriter, "write", fail)
+    future = write_masked_series_async(dest, np.ones((10, 3), np.float32),
+                                       np.ones((2, 5, 1), bool), np.eye(4), 2.0)
     with pytest.raises(OSError, match="No space left"):
-        with writer as w:
-            for _ in range(3):
-                w.write(np.ones((4, 4, 4)))
+        future.result()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -156,9 +154,7 @@ def test_masked_writers_equal_unmasked_volume(tmp_path):
     aff = np.diag([3.0, 3.0, 3.0, 1.0])
     expected = resample.unmask(values, mask)
     write_masked_series(tmp_path / "a.nii.gz", values, mask, aff, 1.5)
-    with masked_series_writer(tmp_path / "b.nii.gz", mask, aff, 1.5, 7, background=True) as w:
-        w.write_masked(values[:, :5])
-        w.write_masked(values[:, 5:])
+    write_masked_series_async(tmp_path / "b.nii.gz", values, mask, aff, 1.5).result()
     for name in ("a.nii.gz", "b.nii.gz"):
         np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / name).dataobj), expected)
     assert (tmp_path / "a.nii.gz").read_bytes() == (tmp_path / "b.nii.gz").read_bytes()

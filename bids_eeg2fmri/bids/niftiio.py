@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-import queue
 import struct
-import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,19 +100,14 @@ def _gzip_length(path: Path, expected: int) -> int:
 
 
 class NiftiStreamWriter:
-    """Write a 4-D NIfTI-1 file volume by volume, atomically, optionally from a background thread.
+    """Write a 4-D NIfTI-1 file volume by volume, atomically.
 
     NIfTI stores volumes one after the other, so the header is written first and each volume is
     appended (through gzip for ``.nii.gz``) as soon as the caller has it: the full 4-D array never
     exists in memory. Everything goes to a hidden temporary beside ``path``
     (:func:`~bids_eeg2fmri.bids.derivatives.atomic_path`) that is renamed onto ``path`` only when
     every volume the header announces was written; on an error, or with volumes missing, the
-    temporary is removed and ``path`` is left as it was.
-
-    With ``background=True`` compression and writing run in a thread fed through a queue of at
-    most ``max_pending`` blocks (bounded memory); zlib releases the GIL, so the caller's next chunk
-    is computed while the previous one is compressed. An error in the thread is raised by the next
-    :meth:`write` or by :meth:`close`.
+    temporary is removed and ``path`` is left as it was. Use as a context manager.
 
     Parameters
     ----------
@@ -125,14 +118,10 @@ class NiftiStreamWriter:
     compresslevel
         gzip level; level 1 is several times faster than the default and the zeros outside a brain
         mask still compress almost entirely.
-    background
-        Compress and write in a thread.
-    max_pending
-        Blocks queued for the thread before :meth:`write` waits.
     """
 
     def __init__(self, path: str | os.PathLike, header: nib.Nifti1Header, *,
-                 compresslevel: int = 1, background: bool = False, max_pending: int = 2) -> None:
+                 compresslevel: int = 1) -> None:
         self.path = Path(path)
         self.header = header.copy()
         self.header["vox_offset"] = 352
@@ -146,9 +135,6 @@ class NiftiStreamWriter:
         self._compresslevel = compresslevel
         self._stack = contextlib.ExitStack()
         self._fh: Any = None
-        self._queue: queue.Queue | None = queue.Queue(max_pending) if background else None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
 
     def __enter__(self) -> NiftiStreamWriter:
         tmp = self._stack.enter_context(atomic_path(self.path))
@@ -159,9 +145,6 @@ class NiftiStreamWriter:
             filename="", mode="wb", fileobj=raw, compresslevel=self._compresslevel, mtime=0))
             if self.path.name.endswith(".gz") else raw)
         self.header.write_to(self._fh)  # 348 header bytes + the 4-byte extension flag: data at 352
-        if self._queue is not None:
-            self._thread = threading.Thread(target=self._drain, name="nifti-writer", daemon=True)
-            self._thread.start()
         return self
 
     def write(self, volumes: np.ndarray) -> None:
@@ -177,54 +160,13 @@ class NiftiStreamWriter:
                              "of the header")
         self.written += block.shape[3]
         block = block.astype(self.dtype, copy=False)
-        if self._queue is None:
-            self._write_block(block)
-            return
-        self._raise_thread_error()
-        self._queue.put(block)
-
-    def _write_block(self, block: np.ndarray) -> None:
         for i in range(block.shape[3]):
             self._fh.write(block[..., i].tobytes(order="F"))
 
-    def _drain(self) -> None:
-        assert self._queue is not None
-        while (block := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._write_block(block)
-                except BaseException as exc:  # re-raised in the caller's thread
-                    self._error = exc
-
-    def _raise_thread_error(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def close(self) -> None:
-        """Finish the file: rename it into place when complete; otherwise remove it and raise."""
-        error = self._finish(None)
-        if error is not None:
-            raise error
-
-    def _finish(self, exc: BaseException | None) -> BaseException | None:
-        """Stop the thread, then rename (no error) or remove the temporary; the error, if any."""
-        if self._thread is not None:
-            assert self._queue is not None
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        own = self._error
-        if exc is None and own is None and self.written != self.n_volumes:
-            own = ValueError(f"{self.path.name}: {self.written} of the {self.n_volumes} volumes "
-                             "announced by the header were written")
-        failure = exc or own
-        if failure is None:
-            self._stack.close()
-            return None
-        self._stack.__exit__(type(failure), failure, failure.__traceback__)
-        return own if exc is None else None
-
     def __exit__(self, exc_type, exc, tb) -> None:
-        error = self._finish(exc)
-        if error is not None:
-            raise error
+        if exc is None and self.written != self.n_volumes:
+            exc = ValueError(f"{self.path.name}: {self.written} of the {self.n_volumes} volumes "
+                             "announced by the header were written")
+            self._stack.__exit__(type(exc), exc, None)
+            raise exc
+        self._stack.__exit__(exc_type, exc, tb)

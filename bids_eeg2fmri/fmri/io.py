@@ -125,10 +125,13 @@ def write_masked_series(path: str | os.PathLike, values: np.ndarray, mask: np.nd
     Streamed through :class:`~bids_eeg2fmri.bids.niftiio.NiftiStreamWriter` (atomic, gzip level 1
     by default): the full 4-D array (1.3 GB for 300 volumes at 2 mm) never exists in memory.
     """
-    with masked_series_writer(path, mask, affine, repetition_time, values.shape[1], code=code,
-                              compresslevel=compresslevel) as writer:
+    hdr = series_header(tuple(mask.shape) + (values.shape[1],), affine, repetition_time,
+                        code=code)
+    vol = np.zeros(mask.shape, dtype=np.float32)
+    with NiftiStreamWriter(path, hdr, compresslevel=compresslevel) as writer:
         for i in range(values.shape[1]):
-            writer.write_masked(values[:, i:i + 1])
+            vol[mask] = values[:, i]
+            writer.write(vol)
 
 
 def write_masked_series_async(path: str | os.PathLike, values: np.ndarray, mask: np.ndarray,
@@ -144,30 +147,3 @@ def write_masked_series_async(path: str | os.PathLike, values: np.ndarray, mask:
                          **kwargs)
     pool.shutdown(wait=False)
     return future
-
-
-def masked_series_writer(path: str | os.PathLike, mask: np.ndarray, affine: np.ndarray,
-                         repetition_time: float, n_volumes: int, *, code: int = 4,
-                         compresslevel: int = 1, background: bool = False) -> MaskedSeriesWriter:
-    """A streaming writer of a 4-D float32 series given as masked ``(voxels, b)`` blocks.
-
-    Use as a context manager; each :meth:`MaskedSeriesWriter.write_masked` call appends ``b``
-    volumes (see :class:`~bids_eeg2fmri.bids.niftiio.NiftiStreamWriter` for ``background``).
-    """
-    hdr = series_header(tuple(mask.shape) + (int(n_volumes),), affine, repetition_time, code=code)
-    return MaskedSeriesWriter(path, hdr, mask, compresslevel=compresslevel, background=background)
-
-
-class MaskedSeriesWriter(NiftiStreamWriter):
-    """:class:`NiftiStreamWriter` fed with ``(voxels, b)`` values inside a 3-D mask."""
-
-    def __init__(self, path: str | os.PathLike, header: nib.Nifti1Header, mask: np.ndarray,
-                 **kwargs: Any) -> None:
-        super().__init__(path, header, **kwargs)
-        self.mask = np.asarray(mask, dtype=bool)
-
-    def write_masked(self, values: np.ndarray) -> None:
-        """Append ``values.shape[1]`` volumes, zero outside the mask."""
-        block = np.zeros(self.mask.shape + (values.shape[1],), dtype=np.float32)
-        block[self.mask] = values
-        self.write(block)
