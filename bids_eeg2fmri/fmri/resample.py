@@ -201,15 +201,17 @@ def iter_scipy_chunks(data: np.ndarray | str | os.PathLike, mats: np.ndarray, sr
     n_t = len(mats)
     src_h = np.column_stack([src, np.ones(len(src))]).T  # (4, n)
     bounds = [(a, min(n_t, a + chunk)) for a in range(0, n_t, max(1, int(chunk)))]
-    if isinstance(data, np.ndarray):
-        tasks = [(np.ascontiguousarray(data[..., a:b]), mats[a:b], order, dtype) for a, b in bounds]
-    else:
-        tasks = [((os.fspath(data), a, b), mats[a:b], order, dtype) for a, b in bounds]
+
+    def source(a: int, b: int) -> np.ndarray | tuple[str, int, int]:
+        # Built when the chunk is submitted, so at most the chunks in flight exist as copies.
+        if isinstance(data, np.ndarray):
+            return np.ascontiguousarray(data[..., a:b]) if n_procs > 1 else data[..., a:b]
+        return os.fspath(data), a, b
+
     n_procs = max(1, min(int(n_procs), len(bounds)))
     if n_procs == 1:
-        _init_worker(src_h)
-        results: Iterator = (_scipy_task(*t) for t in tasks)
-        for (a, b), (vals, cov) in zip(bounds, results):
+        for a, b in bounds:
+            vals, cov = _scipy_chunk(_read_chunk(source(a, b)), mats[a:b], src_h, order, dtype)
             yield a, b, vals, cov
         return
     # The points go to each worker once (initializer), not with every task.
@@ -217,9 +219,14 @@ def iter_scipy_chunks(data: np.ndarray | str | os.PathLike, mats: np.ndarray, sr
                              initargs=(src_h,)) as pool:
         # At most 2 tasks per worker in flight: results wait in memory only that long.
         pending: deque = deque()
-        todo = iter(zip(bounds, tasks))
-        for (a, b), task in todo:
-            pending.append(((a, b), pool.submit(_scipy_task, *task)))
+        todo = iter(bounds)
+
+        def submit(a: int, b: int) -> None:
+            pending.append(((a, b), pool.submit(_scipy_task, source(a, b), mats[a:b], order,
+                                                dtype)))
+
+        for a, b in todo:
+            submit(a, b)
             if len(pending) >= 2 * n_procs:
                 break
         while pending:
@@ -227,27 +234,33 @@ def iter_scipy_chunks(data: np.ndarray | str | os.PathLike, mats: np.ndarray, sr
             vals, cov = fut.result()
             nxt = next(todo, None)
             if nxt is not None:
-                pending.append((nxt[0], pool.submit(_scipy_task, *nxt[1])))
+                submit(*nxt)
             yield a, b, vals, cov
 
 
+# Set in each worker process by the pool's initializer (never in the main process).
 _WORKER_POINTS: dict[str, np.ndarray] = {}
 
 
 def _init_worker(src_h: np.ndarray) -> None:
-    """Keep the homogeneous sample points ``(4, n)`` for this process's tasks."""
+    """Keep the homogeneous sample points ``(4, n)`` for this worker's tasks."""
     _WORKER_POINTS["src_h"] = src_h
 
 
-def _scipy_task(data: np.ndarray | tuple[str, int, int], mats: np.ndarray, order: int,
-                dtype: type) -> tuple[np.ndarray, np.ndarray]:
-    """One chunk: read its volumes (from a memory-mapped file when given a path), resample them."""
-    if not isinstance(data, np.ndarray):
-        import nibabel as nib
+def _read_chunk(source: np.ndarray | tuple[str, int, int]) -> np.ndarray:
+    """A chunk's volumes: the array itself, or read from a memory-mapped ``(path, start, stop)``."""
+    if isinstance(source, np.ndarray):
+        return source
+    import nibabel as nib
 
-        path, a, b = data
-        data = np.asarray(nib.load(path, mmap=True).dataobj[..., a:b], dtype=np.float32)
-    return _scipy_chunk(data, mats, _WORKER_POINTS["src_h"], order, dtype)
+    path, a, b = source
+    return np.asarray(nib.load(path, mmap=True).dataobj[..., a:b], dtype=np.float32)
+
+
+def _scipy_task(source: np.ndarray | tuple[str, int, int], mats: np.ndarray, order: int,
+                dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk in a worker process: read its volumes, resample them at the worker's points."""
+    return _scipy_chunk(_read_chunk(source), mats, _WORKER_POINTS["src_h"], order, dtype)
 
 
 def _scipy_chunk(data: np.ndarray, mats: np.ndarray, src_h: np.ndarray, order: int,
