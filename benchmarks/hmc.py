@@ -151,10 +151,23 @@ def worker(spec: str, series_file: Path) -> dict:
     """Run one method in this (fresh) process and report time, memory and errors."""
     method, _, procs = spec.partition(":")
     series = dict(np.load(series_file))
+    before = _cpu_seconds()
     mats, seconds = estimate(method, int(procs or 1), series)
+    cpu = _cpu_seconds() - before
     own, child = _peak_rss_gb()
-    return {"method": spec, "seconds": seconds, "peak_rss_gb": own, "peak_rss_worker_gb": child,
+    return {"method": spec, "seconds": seconds, "cpu_s": cpu, "peak_rss_gb": own,
+            "peak_rss_worker_gb": child,
             **errors(mats, series["true"], series["center"])}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (less load-sensitive
+    than wall-clock time on a shared machine)."""
+    import resource
+
+    own, kids = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                      resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def versions() -> dict[str, str]:
@@ -196,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="hmcbench-"))
     rows = []
     makers = {"simulator": simulator_series, "real-epi": real_epi_series}
-    print(f"{'series':<10s} {'method':<8s} {'s':>7s} {'RSS GB':>7s} {'trans mm':>9s} {'rot rad':>8s} "
+    print(f"{'series':<10s} {'method':<8s} {'s':>7s} {'CPU s':>7s} {'RSS GB':>7s} {'trans mm':>9s} {'rot rad':>8s} "
           f"{'FD err':>7s} {'true FD':>7s}", flush=True)
     for name in args.series:
         path = makers[name](args.volumes, tmp / f"{name}.npz")
@@ -218,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             procs = int(threads) if spec.startswith("ants") and int(threads) > 1 else 0
             rss = row["peak_rss_gb"] + procs * row["peak_rss_worker_gb"]
             row["peak_rss_total_gb"] = rss
-            print(f"{name:<10s} {spec:<8s} {row['seconds']:7.1f} {rss:7.2f} "
+            print(f"{name:<10s} {spec:<8s} {row['seconds']:7.1f} {row['cpu_s']:7.1f} {rss:7.2f} "
                   f"{row['rms_trans_mm']:9.3f} {row['rms_rot_rad']:8.4f} {row['fd_error_mm']:7.3f} "
                   f"{row['mean_true_fd_mm']:7.3f}", flush=True)
     load = os.getloadavg()

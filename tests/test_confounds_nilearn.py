@@ -14,6 +14,7 @@ from nilearn.maskers import NiftiMasker
 from derivsdata import TR, write_outputs
 
 from bids_eeg2fmri.fmri import confounds as conf
+from bids_eeg2fmri.fmri import masking
 from bids_eeg2fmri.fmri import tissue
 from bids_eeg2fmri.fmri.masking import template_mask_on_grid
 from bids_eeg2fmri.resources.templates import template_grid
@@ -134,3 +135,27 @@ def test_cosines_are_orthonormal_and_cover_128s():
 def test_preproc_grid_matches_written_bold(run_files):
     img = nib.load(run_files)
     assert img.shape[-1] == N_T
+
+
+@pytest.mark.parametrize("tr, cutoff", [(2.0, tissue.COMPCOR_HIGH_PASS_HZ), (0.5, 0.0),
+                                        (2.0, 0.001)])
+def test_high_passed_variance_equals_filtering(tr, cutoff):
+    rng = np.random.default_rng(4)
+    t = np.arange(150)
+    series = (rng.normal(0, 1, (300, 150)) + 3 * np.cos(2 * np.pi * t * tr / 400.0)
+              + 0.02 * t + 50).astype(np.float32)
+    expected = masking.high_pass(series.astype(np.float64), tr, cutoff).var(axis=1)
+    got = tissue.high_passed_variance(series, tr, cutoff, block=64)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_left_singular_vectors_match_lapack_svd():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(40, 3)) @ rng.normal(size=(3, 900)) * [[5.0]] + rng.normal(size=(40, 900))
+    u, s = tissue.left_singular_vectors(a)
+    ref_u, ref_s, _ = np.linalg.svd(a, full_matrices=False)
+    np.testing.assert_allclose(s[:10], ref_s[:10], rtol=1e-8)
+    # Up to each vector's sign, which is fixed by the largest-magnitude entry.
+    np.testing.assert_allclose(np.abs(u[:, :10]), np.abs(ref_u[:, :10]), atol=1e-8)
+    assert (u[np.argmax(np.abs(u[:, :10]), axis=0), np.arange(10)] > 0).all()
+    np.testing.assert_allclose(u.T @ u, np.eye(40), atol=1e-8)

