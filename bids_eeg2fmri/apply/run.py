@@ -37,7 +37,7 @@ from .._version import __version__
 from ..bids.derivatives import atomic_path, build_path, write_sidecar
 from ..bids.layout import ParticipantPlan
 from ..config import Config
-from ..data.bandpool import band_spec, pool_bands
+from ..data.raw_eeg import as_model_input
 from ..data.montage import conform_to_model
 from ..data.readers import read_spectrogram
 from ..data.regions import RegionLabels, region_timeseries
@@ -125,12 +125,8 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dic
     eeg, channels = conform_to_model(eeg, channels, ms.channels, card, run.spectrogram)
     given = DataSpec(channels, freqs, eeg.shape[3], tr, ms.target, ms.n_bold, mask=ms.mask,
                      affine=ms.affine, region_names=ms.region_names)
-    if ms.eeg_bands is not None:
-        # A band-power model: the check compares the spectrogram the bands are pooled from.
-        given = band_spec(given, ms.eeg_bands["bands"])
+    eeg, valid, given = as_model_input(eeg, valid, given, ms, run.spectrogram)
     _check(ms, given, run.spectrogram)
-    if ms.eeg_bands is not None:
-        eeg = pool_bands(eeg, freqs, ms.eeg_bands["bands"])
     _check_grid(card, run, res, labels)
     arrays = RunArrays(eeg=eeg, bold=np.zeros((n, ms.n_bold), dtype=np.float32),
                        subject=run.subject, run=run.run_label, eeg_valid=valid)
@@ -210,8 +206,10 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: FittedModel,
     if run.spectrogram is not None:
         eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, discarded_volumes(series))
         eeg, channels = conform_to_model(eeg, channels, ms.channels, card, run.spectrogram)
-        _check(ms, DataSpec(channels, freqs, eeg.shape[3], tr, "regions", ms.n_bold,
-                            region_names=ms.region_names), run.spectrogram)
+        eeg, valid, given = as_model_input(
+            eeg, valid, DataSpec(channels, freqs, eeg.shape[3], tr, "regions", ms.n_bold,
+                                 region_names=ms.region_names), ms, run.spectrogram)
+        _check(ms, given, run.spectrogram)
     else:
         eeg = np.zeros((n, len(ms.channels), len(ms.frequencies), ms.n_frames), dtype=np.float32)
         valid = np.zeros(n, dtype=bool)

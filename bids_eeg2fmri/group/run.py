@@ -39,6 +39,7 @@ from ..training.distributed import is_main_process
 from ..training.options import TrainConfig
 from . import card as C
 from .collect import GroupData, RunFiles, collect_directions, find_runs, paired_runs
+from .features import apply_eeg_features, direction_config
 from .results import (DirectionResult, cv_summary, fc_matrices, fold_table, loss_curves,
                       print_summary, score_options)
 from .truth import Truth, expected_eeg, simulation_truth
@@ -255,12 +256,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     for data in datasets.values():
         check_subjects(data, gr.cv, gr.cv_folds)
     sr_regions = check_single_region(config, datasets["fmri2eeg"]) if gr.single_region else []
-    if gr.eeg_features == "bands" and "eeg2fmri" in datasets:
-        from ..data.bandpool import pool_runs
-
-        data = datasets["eeg2fmri"]
-        bands = participant.get("eeg", {}).get("bands") or config.eeg.bands
-        data.runs, data.spec = pool_runs(data.runs, data.spec, bands)
+    apply_eeg_features(config, datasets, participant)
     if save is not None and is_main_process():
         save()
     tables, curves, fc, single_region = [], {}, None, None
@@ -268,7 +264,8 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     for direction, data in datasets.items():
         log.info("group level %s: %d participant(s), %d run(s), models %s, --cv %s", direction,
                  len(data.subjects), len(data.runs), ", ".join(models[direction]), gr.cv)
-        res, finals = _train_direction(config, get_direction(direction), data, models[direction],
+        res, finals = _train_direction(direction_config(config, direction),
+                                       get_direction(direction), data, models[direction],
                                        work / direction, truth)
         fc = res.fc or fc
         if direction == "fmri2eeg":
