@@ -222,8 +222,8 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: FittedModel,
     elif finetune:
         log.warning("%s: --finetune needs the participant's own EEG; applying the base model",
                     run.key)
-    path = write_synth_spectrogram(out_dir, run.entities, model, arrays,
-                                     n_frames=ms.n_frames, device=device)
+    path = write_synth_spectrogram(out_dir, run.entities, model, arrays, n_frames=ms.n_frames,
+                                   device=device, spectrogram=_segments(fitted, arrays, run, config))
     meta = read_json(sidecar_of(path))
     meta["Model"] = {**meta.get("Model", {}), **_provenance(model_dir, card)}
     source = run.preproc_bold or series
@@ -233,6 +233,25 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: FittedModel,
         meta["FineTuning"] = tuning
     write_sidecar(path, meta)
     return path
+
+
+def _segments(base: FittedModel, arrays: RunArrays, run: RunFiles,
+              config: Config) -> np.ndarray | None:
+    """``--reconstruct segments``: the run reconstructed by one model per temporal segment (None:
+    sliding windows of the one model, also for a run without EEG to fine-tune on)."""
+    if config.group.reconstruct != "segments":
+        return None
+    if run.spectrogram is None:
+        log.warning("%s: --reconstruct segments fine-tunes on the participant's own EEG; "
+                    "reconstructing with sliding windows", run.key)
+        return None
+    from ..training.finetune import finetune_settings
+    from ..training.options import TrainConfig
+    from ..training.segments import reconstruct_segments
+
+    cfg = finetune_settings(TrainConfig.from_config(config), base.name, base.direction)
+    return reconstruct_segments(base, arrays, cfg, config.group.segments,
+                                device=config.execution.device)
 
 
 def _finetune(base: FittedModel, run: RunArrays, config: Config

@@ -38,6 +38,7 @@ from ..training.direction import Direction, get_direction
 from ..training.distributed import is_main_process
 from ..training.options import TrainConfig
 from . import card as C
+from . import finetune as FT
 from .collect import GroupData, RunFiles, collect_directions, find_runs, paired_runs
 from .features import apply_eeg_features, direction_config
 from .results import (DirectionResult, cv_summary, fc_matrices, fold_table, loss_curves,
@@ -259,7 +260,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     apply_eeg_features(config, datasets, participant)
     if save is not None and is_main_process():
         save()
-    tables, curves, fc, single_region = [], {}, None, None
+    tables, curves, fc, single_region, extra = [], {}, None, None, []
     n_subjects = max(len(d.subjects) for d in datasets.values())
     for direction, data in datasets.items():
         log.info("group level %s: %d participant(s), %d run(s), models %s, --cv %s", direction,
@@ -274,6 +275,15 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
                 if is_main_process():
                     atomic_write_text(single_region_path(out), single_region.to_csv(
                         sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
+        if direction == "fmri2eeg" and FT.wanted(config):
+            d = get_direction(direction)
+            ft = FT.finetune_comparison(config, data.runs, data.spec, models[direction],
+                                        d.window_from(gr, data.spec, models[direction]),
+                                        score_options(d, data, truth), FT.driven_cells(groups))
+            if is_main_process():
+                FT.write_finetune(out, ft)
+                extra.append(("finetune", "fMRI→EEG: base vs fine-tuned and segment models",
+                              FT.CAPTION, FT.side_by_side(ft)))
         if is_main_process():
             _write_outputs(config, direction, data, res, finals, out)
         tables.append(res.table)
@@ -290,7 +300,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
                  "(EEG→fMRI) or band × channel-group cells (fMRI→EEG) the simulator's sources "
                  "drive; noise_ceiling: r of those targets' measurement with the noiseless signal."]
         report = write_group_report(out, table, curves, single_region, fc, notes=notes,
-                                    warnings=warnings)
+                                    warnings=warnings, tables=extra)
         _citation(config, out, participant, sorted({m for d in directions for m in models[d]}),
                   n_subjects, bool(ceilings), files)
         print(print_summary(table), flush=True)

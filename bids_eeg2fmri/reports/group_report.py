@@ -84,7 +84,8 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
                        learning_curves: Mapping[str, pd.DataFrame] | None = None,
                        single_region: pd.DataFrame | None = None,
                        fc: Mapping[str, Any] | None = None, *,
-                       notes: Sequence[str] = (), warnings: Sequence[str] = ()) -> Path:
+                       notes: Sequence[str] = (), warnings: Sequence[str] = (),
+                       tables: Sequence[tuple[str, str, str, pd.DataFrame]] = ()) -> Path:
     """Write ``OUT/group.html`` with its figures in ``OUT/group/figures/``.
 
     Parameters
@@ -114,6 +115,9 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
         Free lines shown under the title (e.g. data used, CV regime).
     warnings
         Lines for the report's warnings section.
+    tables
+        Further sections, each ``(key, title, caption, table)`` shown as a plain table (e.g. the
+        fMRI→EEG base vs fine-tuned comparison).
 
     Returns
     -------
@@ -191,5 +195,7 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
         figures=items, single_region=sr_table,
         sr_cols=list(single_region.columns) if sr_table else [],
         notes=list(notes), warnings=list(warnings), errors=errors,
+        tables=[{"key": k, "title": t, "caption": c, "cols": list(df.columns),
+                 "rows": df.to_dict("records")} for k, t, c, df in tables],
         version=__version__, date=now())
     return atomic_write_text(out / "group.html", html)
