@@ -18,7 +18,7 @@ from ..registry import register
 
 
 @register("mlp", defaults={"hidden": 256, "layers": 2, "dropout": 0.3, "siamese": None,
-                           "embedding": 16},
+                           "embedding": 16, "rank": None},
           lr=1e-3, paper="Bricman & Borst 2021 (dense network; Siamese per-channel variant)")
 class MLP(EEG2fMRIModel):
     """Flat: ``window × channels × freqs × frames`` → ``layers`` GELU layers → targets.
@@ -26,7 +26,8 @@ class MLP(EEG2fMRIModel):
     concatenated → dense head. ``siamese=None`` picks Siamese for raw EEG input."""
 
     def __init__(self, shape: ModelShape, hidden: int = 256, layers: int = 2,
-                 dropout: float = 0.3, siamese: bool | None = None, embedding: int = 16) -> None:
+                 dropout: float = 0.3, siamese: bool | None = None, embedding: int = 16,
+                 rank: int | None = None) -> None:
         super().__init__(shape)
         self.siamese = raw_input(shape) if siamese is None else bool(siamese)
         width = shape.n_inputs // shape.n_channels if self.siamese else shape.n_inputs
@@ -34,13 +35,18 @@ class MLP(EEG2fMRIModel):
         for _ in range(layers):
             blocks += [nn.Dropout(dropout), nn.Linear(width, hidden), nn.GELU()]
             width = hidden
+        # rank: a linear bottleneck before the targets (reduced-rank output): the targets are
+        # combinations of `rank` learned patterns, so fitting one target's noise costs the others.
+        last = hidden if self.siamese else width
+        out = ([nn.Linear(last, rank), nn.Linear(rank, shape.n_targets)] if rank
+               else [nn.Linear(last, shape.n_targets)])
         if self.siamese:
             self.embed = nn.Sequential(*blocks, nn.Linear(width, embedding), nn.GELU())
             self.net = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
                                      nn.Linear(shape.n_channels * embedding, hidden), nn.GELU(),
-                                     nn.Linear(hidden, shape.n_targets))
+                                     *out)
         else:
-            self.net = nn.Sequential(nn.Flatten(), *blocks, nn.Linear(width, shape.n_targets))
+            self.net = nn.Sequential(nn.Flatten(), *blocks, *out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.siamese:
