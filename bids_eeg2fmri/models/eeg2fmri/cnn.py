@@ -20,6 +20,17 @@ from ..registry import register
 CONVS = ("auto", "1d", "2d")
 
 
+def conv1d_encoder(filters: int, out: int, kernel: int = 7) -> nn.Sequential:
+    """``(N, 1, samples)`` → ``(N, out)``: three strided 1-D convolutions, average pooling over
+    time into 4 bins, a dense layer (the raw-EEG channel encoder of ``cnn`` and ``transformer``)."""
+    f, pad = filters, kernel // 2
+    return nn.Sequential(
+        nn.Conv1d(1, f, kernel, stride=2, padding=pad), nn.GELU(),
+        nn.Conv1d(f, 2 * f, kernel, stride=2, padding=pad), nn.GELU(),
+        nn.Conv1d(2 * f, 2 * f, kernel, stride=2, padding=pad), nn.GELU(),
+        nn.AdaptiveAvgPool1d(4), nn.Flatten(), nn.Linear(8 * f, out), nn.GELU())
+
+
 @register("cnn", defaults={"filters": 8, "embedding": 16, "hidden": 128, "dropout": 0.3,
                            "conv": "auto", "kernel": 7},
           lr=1e-3, paper="Bricman & Borst 2021 (Siamese per-channel CNN)")
@@ -36,13 +47,7 @@ class SiameseCNN(EEG2fMRIModel):
         self.one_d = conv == "1d" or (conv == "auto" and raw_input(shape))
         f = filters
         if self.one_d:
-            pad = kernel // 2
-            self.encoder = nn.Sequential(
-                nn.Conv1d(1, f, kernel, stride=2, padding=pad), nn.GELU(),
-                nn.Conv1d(f, 2 * f, kernel, stride=2, padding=pad), nn.GELU(),
-                nn.Conv1d(2 * f, 2 * f, kernel, stride=2, padding=pad), nn.GELU(),
-                nn.AdaptiveAvgPool1d(4), nn.Flatten(),
-                nn.Linear(8 * f, embedding), nn.GELU())
+            self.encoder = conv1d_encoder(f, embedding, kernel)
         else:
             self.encoder = nn.Sequential(
                 nn.Conv2d(1, f, 3, padding=1), nn.GELU(),

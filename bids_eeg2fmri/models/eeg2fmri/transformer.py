@@ -1,7 +1,8 @@
 """``transformer`` after Bricman & Borst 2021: channel tokens in, the volume out slice by slice.
 
-Encoder: every EEG channel is one token — its whole ``window × frequency × frame`` spectrogram (or
-its raw samples, ``--eeg-features raw``) through an embedding shared by all channels, plus a
+Encoder: every EEG channel is one token — its whole ``window × frequency × frame`` spectrogram
+through a linear embedding (raw samples, ``--eeg-features raw``: through ``cnn``'s 1-D
+convolutional encoder) shared by all channels, plus a
 per-channel position (the electrode's identity) — followed by self-attention across channels.
 Positions of channels and of output slices are learned (default) or the fixed sinusoidal table of
 Vaswani et al. 2017 (``positions="sinusoidal"``); the paper uses both.
@@ -21,9 +22,10 @@ import math
 import torch
 from torch import nn
 
-from ..base import EEG2fMRIModel, GridCodec, ModelShape
+from ..base import EEG2fMRIModel, GridCodec, ModelShape, raw_input
 from ..layers import causal_mask, sinusoidal_positions
 from ..registry import register
+from .cnn import conv1d_encoder
 
 POSITIONS = ("learned", "sinusoidal")
 
@@ -49,7 +51,10 @@ class SliceTransformer(EEG2fMRIModel):
             self.n_slices = max(1, min(region_chunks, shape.n_targets))
             self.slice_len = math.ceil(shape.n_targets / self.n_slices)
         token_in = shape.window * shape.n_freqs * shape.n_frames
-        self.embed = nn.Linear(token_in, d_model)
+        # Raw samples: a linear map of phase-random oscillations averages their power away, so
+        # each channel's series is embedded by the 1-D convolutional encoder of ``cnn`` instead.
+        self.raw = raw_input(shape)
+        self.embed = conv1d_encoder(8, d_model) if self.raw else nn.Linear(token_in, d_model)
         self._position("channel_pos", shape.n_channels, d_model, positions)
         self.encoder = nn.TransformerEncoder(
             nn.TransformerEncoderLayer(d_model, heads, ff, dropout, batch_first=True,
@@ -89,7 +94,11 @@ class SliceTransformer(EEG2fMRIModel):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         b, w, c, f, k = x.shape
         tokens = x.permute(0, 2, 1, 3, 4).reshape(b, c, w * f * k)
-        return self.encoder(self.embed(tokens) + self.channel_pos)
+        if self.raw:
+            tokens = self.embed(tokens.reshape(b * c, 1, -1)).reshape(b, c, -1)
+        else:
+            tokens = self.embed(tokens)
+        return self.encoder(tokens + self.channel_pos)
 
     def _decode(self, prev: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         """Outputs for positions ``0 … n−1`` given previous slices ``(B, n−1, slice_len)``."""
