@@ -245,6 +245,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     work = Path(ex.work_dir) / "group"
     directions = ["eeg2fmri", "fmri2eeg"] if gr.direction == "both" else [gr.direction]
     models = resolve_models(gr.models, directions)
+    compare_finetuning = FT.wanted(config)  # usage errors before anything is read or trained
     ceilings, groups, truths = simulation_truth(ex.bids_dir, paired_runs(files))
     truth = Truth(ceilings, groups)
     warnings = [f"{f.key}: EEG only — not used for training (apply a model to it with "
@@ -275,7 +276,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
                 if is_main_process():
                     atomic_write_text(single_region_path(out), single_region.to_csv(
                         sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
-        if direction == "fmri2eeg" and FT.wanted(config):
+        if direction == "fmri2eeg" and compare_finetuning:
             d = get_direction(direction)
             ft = FT.finetune_comparison(config, data.runs, data.spec, models[direction],
                                         d.window_from(gr, data.spec, models[direction]),
