@@ -91,7 +91,7 @@ def test_raw_input_selects_the_papers_variants(name, hp, attr):
 def test_raw_models_beat_the_training_mean_on_simulated_raw_eeg(name, hp, epochs):
     runs, spec, _ = simulate_raw(n_subjects=4, n_volumes=120, target="regions", seed=0)
     res = cross_validate(runs, spec, [name], regime="split", window=WindowSpec(window=8),
-                         train_config=TrainConfig(epochs=epochs, patience=epochs // 4),
+                         train_config=TrainConfig(epochs=epochs, patience=max(6, epochs // 4)),
                          hparams={name: hp})
     row = res.table.iloc[0]
     assert row.model_mse < row.train_mean_mse and row.model_mse < row.subject_mean_mse, row
