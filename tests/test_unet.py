@@ -31,7 +31,7 @@ def test_unet_skip_connections_carry_the_contracting_path():
 
 def test_unet_beats_the_baselines_on_simulated_voxels():
     runs, spec, _ = simulate(n_subjects=4, n_volumes=120, target="voxels", seed=0)
-    res = cross_validate(runs, spec, ["unet"], regime="loso", window=WindowSpec(window=8),
+    res = cross_validate(runs, spec, ["unet"], regime="split", window=WindowSpec(window=8),
                          train_config=TrainConfig(epochs=20, patience=6))
     row = res.table.iloc[0]
     assert row.model_mse < row.train_mean_mse and row.model_mse < row.subject_mean_mse
