@@ -86,9 +86,6 @@ def test_demo_models_beat_both_baselines(demo):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 15 point 7, open for EEG→fMRI: on the demo's derivatives mlp "
-                          "reaches 0.23 against ridge's 0.47 r_driven (0.49 x); rnn-seq2seq meets "
-                          "it (0.39 vs 0.59); docs/benchmarks.md, Demo", strict=False)
 def test_demo_deep_models_reach_most_of_ridge(demo):
     """Each deep model reaches at least 0.6 × ridge's r on the simulated sources' targets in its
     direction (fold means)."""

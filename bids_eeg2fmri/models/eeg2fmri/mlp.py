@@ -17,7 +17,7 @@ from ..base import EEG2fMRIModel, ModelShape, raw_input
 from ..registry import register
 
 
-@register("mlp", defaults={"hidden": 256, "layers": 2, "dropout": 0.3, "siamese": None,
+@register("mlp", defaults={"hidden": 1024, "layers": 2, "dropout": 0.3, "siamese": None,
                            "embedding": 16, "rank": None},
           lr=1e-3, paper="Bricman & Borst 2021 (dense network; Siamese per-channel variant)")
 class MLP(EEG2fMRIModel):
@@ -25,7 +25,7 @@ class MLP(EEG2fMRIModel):
     Siamese: per channel ``window × freqs × frames`` → shared ``layers`` → ``embedding`` →
     concatenated → dense head. ``siamese=None`` picks Siamese for raw EEG input."""
 
-    def __init__(self, shape: ModelShape, hidden: int = 256, layers: int = 2,
+    def __init__(self, shape: ModelShape, hidden: int = 1024, layers: int = 2,
                  dropout: float = 0.3, siamese: bool | None = None, embedding: int = 16,
                  rank: int | None = None) -> None:
         super().__init__(shape)
