@@ -137,6 +137,13 @@ class GroupConfig:
     patience: int = 10
     hrf_lag: float = 0.0
     model_size: str = "small"
+    # Bricman & Borst 2021's raw EEG input (--eeg-features raw)
+    raw_eeg_band: list[float] = field(default_factory=lambda: [1.0, 30.0])
+    raw_eeg_sfreq: float = 64.0
+    raw_window_s: float = 30.0
+    # The poster's segment models (fMRI→EEG whole-run reconstruction)
+    reconstruct: str = "sliding"
+    segments: int = 5
 
 
 @dataclass
@@ -266,7 +273,15 @@ class Config:
             raise UsageError(f"group.weight_decay must be >= 0, got {gr.weight_decay}")
         _choice("group.single_region_test", gr.single_region_test, ("ttest", "permutation"))
         _choice("group.fmri_input", gr.fmri_input, ("regions", "pca"))
-        _choice("group.eeg_features", gr.eeg_features, ("spectrogram", "bands"))
+        _choice("group.eeg_features", gr.eeg_features, ("spectrogram", "bands", "raw"))
+        _choice("group.reconstruct", gr.reconstruct, ("sliding", "segments"))
+        if gr.segments < 2:
+            raise UsageError(f"group.segments must be >= 2, got {gr.segments}")
+        band = list(gr.raw_eeg_band)
+        if len(band) != 2 or not 0 <= band[0] < band[1] < gr.raw_eeg_sfreq / 2 \
+                or gr.raw_window_s <= 0:
+            raise UsageError(f"group.raw_eeg_band {band} Hz must be [low, high] below half "
+                             f"group.raw_eeg_sfreq {gr.raw_eeg_sfreq} Hz, and raw_window_s > 0")
         _choice("group.eeg_channels", gr.eeg_channels, ("common", "interpolate"))
         if gr.pca_components < 1:
             raise UsageError(f"group.pca_components must be >= 1, got {gr.pca_components}")

@@ -65,3 +65,32 @@ def test_demo_output_is_complete_valid_and_indexed(demo):
     assert [f.entities["subject"] for f in synth_files] == ["04"]
     spectra = layout.get(suffix="spectrogram", desc="stft", extension=".h5")
     assert sorted(f.entities["subject"] for f in spectra) == ["01", "02", "03", "04"]
+
+
+def _demo_scores(demo: Path):
+    import pandas as pd
+
+    table = pd.concat([pd.read_csv(f, sep="\t", na_values="n/a") for f in
+                       sorted((demo / "derivatives" / "group").glob("*_desc-cv_metrics.tsv"))])
+    return table.groupby(["direction", "model"])[
+        ["mse", "baseline_mean_mse", "baseline_subject_mse", "r_driven"]].mean()
+
+
+@pytest.mark.slow
+def test_demo_models_beat_both_baselines(demo):
+    """Every model shown beats the training-mean and subject-mean baselines in MSE (fold means)."""
+    means = _demo_scores(demo)
+    assert len(means) == 4, means
+    for (direction, model), m in means.iterrows():
+        assert m.mse < m.baseline_mean_mse and m.mse < m.baseline_subject_mse, (direction, model)
+
+
+@pytest.mark.slow
+def test_demo_deep_models_reach_most_of_ridge(demo):
+    """Each deep model reaches at least 0.6 × ridge's r on the simulated sources' targets in its
+    direction (fold means)."""
+    means = _demo_scores(demo)
+    for (direction, model), m in means.iterrows():
+        if model != "ridge":
+            ridge = means.loc[(direction, "ridge"), "r_driven"]
+            assert m.r_driven >= 0.6 * ridge, (direction, model, m.r_driven, ridge)

@@ -111,8 +111,8 @@ def test_autoregressive_inference_ignores_ground_truth():
 
 
 def test_scheduled_sampling_schedule():
-    model = registry.build("rnn-seq2seq", SHAPE, {"sampling_epochs": 4, "min_teacher_forcing": 0.2},
-                           direction="fmri2eeg")
+    model = registry.build("rnn-seq2seq", SHAPE, {"sampling_epochs": 4, "min_teacher_forcing": 0.2,
+                                                  "teacher_forcing": 1.0}, direction="fmri2eeg")
     probs = []
     for epoch in range(6):
         model.set_epoch(epoch)

@@ -16,7 +16,7 @@ from bids_eeg2fmri.training import TrainConfig, cross_validate
 from eeg2fmri_sim import DRIVEN, UNDRIVEN, region_labels, simulate
 
 MODELS = ["ridge", "mlp", "cnn", "transformer", "topo-attention", "topo-attention-calhas",
-          "transformer-cnn"]
+          "transformer-cnn", "unet"]
 WIN = WindowSpec(window=8, history=3)  # one window for all, so all are scored on the same samples
 CFG = TrainConfig(epochs=20, patience=6)
 

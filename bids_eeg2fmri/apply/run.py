@@ -38,7 +38,7 @@ from .._version import __version__
 from ..bids.derivatives import atomic_path, build_path, write_sidecar
 from ..bids.layout import ParticipantPlan
 from ..config import Config
-from ..data.bandpool import band_spec, pool_bands
+from ..data.raw_eeg import as_model_input
 from ..data.montage import conform_to_model
 from ..data.readers import non_steady_flags, read_spectrogram
 from ..data.regions import RegionLabels, region_timeseries
@@ -131,12 +131,8 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dic
     eeg, channels = conform_to_model(eeg, channels, ms.channels, card, run.spectrogram)
     given = DataSpec(channels, freqs, eeg.shape[3], tr, ms.target, ms.n_bold, mask=ms.mask,
                      affine=ms.affine, region_names=ms.region_names)
-    if ms.eeg_bands is not None:
-        # A band-power model: the check compares the spectrogram the bands are pooled from.
-        given = band_spec(given, ms.eeg_bands["bands"])
+    eeg, valid, given = as_model_input(eeg, valid, given, ms, run.spectrogram)
     _check(ms, given, run.spectrogram)
-    if ms.eeg_bands is not None:
-        eeg = pool_bands(eeg, freqs, ms.eeg_bands["bands"])
     _check_grid(card, run, res, labels)
     arrays = RunArrays(eeg=eeg, bold=np.zeros((n, ms.n_bold), dtype=np.float32),
                        subject=run.subject, run=run.run_label, eeg_valid=valid, retained=retained)
@@ -216,8 +212,10 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: FittedModel,
     if run.spectrogram is not None:
         eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, discarded_volumes(series))
         eeg, channels = conform_to_model(eeg, channels, ms.channels, card, run.spectrogram)
-        _check(ms, DataSpec(channels, freqs, eeg.shape[3], tr, "regions", ms.n_bold,
-                            region_names=ms.region_names), run.spectrogram)
+        eeg, valid, given = as_model_input(
+            eeg, valid, DataSpec(channels, freqs, eeg.shape[3], tr, "regions", ms.n_bold,
+                                 region_names=ms.region_names), ms, run.spectrogram)
+        _check(ms, given, run.spectrogram)
     else:
         eeg = np.zeros((n, len(ms.channels), len(ms.frequencies), ms.n_frames), dtype=np.float32)
         valid = np.zeros(n, dtype=bool)
@@ -231,8 +229,8 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: FittedModel,
     elif finetune:
         log.warning("%s: --finetune needs the participant's own EEG; applying the base model",
                     run.key)
-    path = write_synth_spectrogram(out_dir, run.entities, model, arrays,
-                                     n_frames=ms.n_frames, device=device)
+    path = write_synth_spectrogram(out_dir, run.entities, model, arrays, n_frames=ms.n_frames,
+                                   device=device, spectrogram=_segments(fitted, arrays, run, config))
     meta = read_json(sidecar_of(path))
     meta["Model"] = {**meta.get("Model", {}), **_provenance(model_dir, card)}
     source = run.preproc_bold or series
@@ -242,6 +240,25 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: FittedModel,
         meta["FineTuning"] = tuning
     write_sidecar(path, meta)
     return path
+
+
+def _segments(base: FittedModel, arrays: RunArrays, run: RunFiles,
+              config: Config) -> np.ndarray | None:
+    """``--reconstruct segments``: the run reconstructed by one model per temporal segment (None:
+    sliding windows of the one model, also for a run without EEG to fine-tune on)."""
+    if config.group.reconstruct != "segments":
+        return None
+    if run.spectrogram is None:
+        log.warning("%s: --reconstruct segments fine-tunes on the participant's own EEG; "
+                    "reconstructing with sliding windows", run.key)
+        return None
+    from ..training.finetune import finetune_settings
+    from ..training.options import TrainConfig
+    from ..training.segments import reconstruct_segments
+
+    cfg = finetune_settings(TrainConfig.from_config(config), base.name, base.direction)
+    return reconstruct_segments(base, arrays, cfg, config.group.segments,
+                                device=config.execution.device)
 
 
 def _finetune(base: FittedModel, run: RunArrays, config: Config

@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", dest="resume", action="store_true",
                    help="continue interrupted training from the last checkpoints")
     g.add_argument("--finetune", dest="finetune", action="store_true",
-                   help="fine-tune a base model on the participant's own data before applying it")
+                   help="fine-tune a base model on the participant's own data before applying it; "
+                        "at the group level, also score base vs fine-tuned fMRI→EEG models")
     g.add_argument("--regions", dest="regions", nargs="+", metavar="NAME",
                    help="restrict atlas regions to these names (fMRI→EEG keeps the non-GM part)")
     g.add_argument("--window-trs", dest="window_trs", type=int, metavar="N",
@@ -158,9 +159,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fMRI→EEG: EEG TRs predicted per sample, centred in the window (default 5)")
     g.add_argument("--weight-decay", dest="weight_decay", type=float, metavar="W",
                    help="AdamW weight decay of the deep models (default 0.01)")
-    g.add_argument("--eeg-features", dest="eeg_features", choices=("spectrogram", "bands"),
-                   help="EEG→fMRI input: every STFT bin and frame (default), or the mean log "
-                        "power of each EEG band ([eeg] bands) per channel and TR")
+    g.add_argument("--eeg-features", dest="eeg_features", choices=("spectrogram", "bands", "raw"),
+                   help="EEG representation: every STFT bin and frame (default); the mean log "
+                        "power of each EEG band ([eeg] bands) per channel and TR (EEG→fMRI input "
+                        "and fMRI→EEG target); or the cleaned EEG itself, band-limited and "
+                        "resampled (EEG→fMRI input, Bricman & Borst 2021)")
+    g.add_argument("--raw-eeg-band", dest="raw_eeg_band", nargs=2, type=float, metavar=("LO", "HI"),
+                   help="--eeg-features raw: pass band in Hz (default 1 30)")
+    g.add_argument("--raw-eeg-sfreq", dest="raw_eeg_sfreq", type=float, metavar="HZ",
+                   help="--eeg-features raw: sampling rate of the input (default 64)")
+    g.add_argument("--raw-window", dest="raw_window_s", type=float, metavar="S",
+                   help="--eeg-features raw: EEG per target volume in seconds (default 30)")
+    g.add_argument("--reconstruct", dest="reconstruct", choices=("sliding", "segments"),
+                   help="fMRI→EEG whole-run spectrogram: one model's sliding windows, overlaps "
+                        "averaged (default), or one model per temporal segment fine-tuned on the "
+                        "participant's other segments (the poster; needs its EEG)")
+    g.add_argument("--segments", dest="segments", type=int, metavar="N",
+                   help="--reconstruct segments: segments per run (default 5)")
     g.add_argument("--eeg-channels", dest="eeg_channels", choices=("common", "interpolate"),
                    help="runs recorded with different caps: train on the channels all runs "
                         "share (default), or interpolate missing channels (spherical splines)")

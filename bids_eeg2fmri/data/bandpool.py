@@ -63,7 +63,10 @@ def band_spec(spec: DataSpec, bands: Mapping[str, Sequence[float]]) -> DataSpec:
 
 def pool_runs(runs: Sequence[RunArrays], spec: DataSpec,
               bands: Mapping[str, Sequence[float]]) -> tuple[list[RunArrays], DataSpec]:
-    """The runs with their spectrogram pooled into ``bands``, and their description."""
-    pooled = [dataclasses.replace(run, eeg=pool_bands(run.eeg[:], spec.frequencies, bands),
-                                  eeg_truth=None) for run in runs]
+    """The runs with their spectrogram (and noiseless spectrogram, when simulated) pooled into
+    ``bands``, and their description."""
+    pooled = [dataclasses.replace(
+        run, eeg=pool_bands(run.eeg[:], spec.frequencies, bands),
+        eeg_truth=None if run.eeg_truth is None
+        else pool_bands(run.eeg_truth[:], spec.frequencies, bands)) for run in runs]
     return pooled, band_spec(spec, bands)

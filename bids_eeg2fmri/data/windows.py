@@ -107,9 +107,7 @@ class RunArrays:
         """``sub-<subject>_<entities>`` (the run label may already be ``task-rest_run-1``)."""
         return f"sub-{self.subject}_" + (self.run if "-" in str(self.run) else f"run-{self.run}")
 
-    @property
-    def n_volumes(self) -> int:
-        return int(self.eeg.shape[0])
+    n_volumes = property(lambda self: int(self.eeg.shape[0]))
 
     def check_finite(self) -> None:
         """Raise :class:`DataError` when retained BOLD or valid EEG holds NaN or infinity."""
@@ -169,6 +167,8 @@ class DataSpec:
         (:func:`bids_eeg2fmri.data.bandpool.band_spec`): ``{"bands": {name: [lo, hi]},
         "frequencies": [...], "n_frames": k}`` — the bands and the spectrogram they were pooled
         from, which new data must match before it is pooled the same way.
+    eeg_raw
+        Set for raw EEG samples (:mod:`.raw_eeg`): ``{"band": [lo, hi], "sfreq": Hz}``.
     """
 
     channels: list[str]
@@ -182,6 +182,7 @@ class DataSpec:
     region_names: list[str] | None = None
     labels: np.ndarray | None = field(default=None, repr=False)
     eeg_bands: dict[str, Any] | None = None
+    eeg_raw: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.channels = [str(c) for c in self.channels]
@@ -196,9 +197,7 @@ class DataSpec:
         if self.affine is not None:
             self.affine = np.asarray(self.affine, dtype=float).reshape(4, 4)
 
-    @property
-    def grid_shape(self) -> tuple[int, int, int] | None:
-        return None if self.mask is None else tuple(int(s) for s in self.mask.shape)
+    grid_shape = property(lambda self: None if self.mask is None else tuple(self.mask.shape))
 
     @property
     def eeg_shape(self) -> tuple[int, int, int]:
@@ -228,10 +227,11 @@ class DataSpec:
             raise DataError(f"EEG channels differ from the model's ({len(self.channels)} trained, "
                             f"{len(other.channels)} given): {detail.strip()}")
         if (self.eeg_bands is None) != (other.eeg_bands is None):
-            raise DataError("the model reads " + ("band power pooled from the spectrogram"
-                                                  if self.eeg_bands else "the full spectrogram")
-                            + ", the data hold " + ("band power" if other.eeg_bands
-                                                    else "the full spectrogram"))
+            kind = {True: "band power", False: "the full spectrogram"}
+            raise DataError(f"the model reads {kind[self.eeg_bands is not None]}, the data hold "
+                            f"{kind[other.eeg_bands is not None]}")
+        if self.eeg_raw != other.eeg_raw:
+            raise DataError(f"raw EEG {other.eeg_raw} given, the model reads {self.eeg_raw}")
         if self.eeg_bands is not None:
             src, given = self.eeg_bands, other.eeg_bands
             if src["bands"] != given["bands"]:
@@ -279,7 +279,7 @@ class DataSpec:
                 "affine": None if self.affine is None else self.affine.tolist(),
                 "region_names": self.region_names,
                 "labels": None if self.labels is None else np.asarray(self.labels).tolist(),
-                "eeg_bands": self.eeg_bands}
+                "eeg_bands": self.eeg_bands, "eeg_raw": self.eeg_raw}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DataSpec":

@@ -41,8 +41,10 @@ from ..training.direction import Direction, get_direction
 from ..training.distributed import is_main_process
 from ..training.options import TrainConfig
 from . import card as C
+from . import finetune as FT
 from .calhas import calhas_outputs, check_calhas
 from .collect import GroupData, RunFiles, collect_directions, find_runs, paired_runs
+from .features import apply_eeg_features, direction_config
 from .results import (DirectionResult, cv_summary, fc_matrices, fold_table, loss_curves,
                       print_summary, score_options)
 from .truth import Truth, expected_eeg, simulation_truth
@@ -260,6 +262,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     work = Path(ex.work_dir) / "group"
     directions = ["eeg2fmri", "fmri2eeg"] if gr.direction == "both" else [gr.direction]
     models = resolve_models(gr.models, directions)
+    compare_finetuning = FT.wanted(config)  # usage errors before anything is read or trained
     ceilings, groups, truths = simulation_truth(ex.bids_dir, paired_runs(files))
     truth = Truth(ceilings, groups)
     warnings = [f"{f.key}: EEG only — not used for training (apply a model to it with "
@@ -275,20 +278,16 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
         check_subjects(data, gr.cv, gr.cv_folds)
     sr_regions = check_single_region(config, datasets["fmri2eeg"]) if gr.single_region else []
     check_calhas(config, datasets)
-    if gr.eeg_features == "bands" and "eeg2fmri" in datasets:
-        from ..data.bandpool import pool_runs
-
-        data = datasets["eeg2fmri"]
-        bands = participant.get("eeg", {}).get("bands") or config.eeg.bands
-        data.runs, data.spec = pool_runs(data.runs, data.spec, bands)
+    apply_eeg_features(config, datasets, participant)
     if save is not None and is_main_process():
         save()
-    tables, curves, fc, single_region, sections = [], {}, None, None, []
+    tables, curves, fc, single_region, sections, extra = [], {}, None, None, [], []
     n_subjects = max(len(d.subjects) for d in datasets.values())
     for direction, data in datasets.items():
         log.info("group level %s: %d participant(s), %d run(s), models %s, --cv %s", direction,
                  len(data.subjects), len(data.runs), ", ".join(models[direction]), gr.cv)
-        res, finals = _train_direction(config, get_direction(direction), data, models[direction],
+        res, finals = _train_direction(direction_config(config, direction),
+                                       get_direction(direction), data, models[direction],
                                        work / direction, truth)
         fc = res.fc or fc
         if direction == "fmri2eeg":
@@ -301,6 +300,15 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
             sections += calhas_outputs(config, data, finals, models[direction], out,
                                        participant.get("eeg", {}).get("bands") or config.eeg.bands,
                                        write=is_main_process())
+        if direction == "fmri2eeg" and compare_finetuning:
+            d = get_direction(direction)
+            ft = FT.finetune_comparison(config, data.runs, data.spec, models[direction],
+                                        d.window_from(gr, data.spec, models[direction]),
+                                        score_options(d, data, truth), FT.driven_cells(groups))
+            if is_main_process():
+                FT.write_finetune(out, ft)
+                extra.append(("finetune", "fMRI→EEG: base vs fine-tuned and segment models",
+                              FT.CAPTION, FT.side_by_side(ft)))
         if is_main_process():
             _write_outputs(config, direction, data, res, finals, out)
         tables.append(res.table)
@@ -320,7 +328,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
         report = write_group_report(out, table, curves, single_region, fc, notes=notes,
                                     warnings=warnings, extra_sections=sections,
                                     tables=report_tables(table, config),
-                                    banner=banner(config, n_subjects))
+                                    banner=banner(config, n_subjects), extra_tables=extra)
         _citation(config, out, participant, sorted({m for d in directions for m in models[d]}),
                   n_subjects, bool(ceilings), files)
         print(print_summary(table), flush=True)

@@ -64,6 +64,12 @@ class ModelShape:
         return cls(**d)
 
 
+def raw_input(shape: ModelShape) -> bool:
+    """True for raw EEG samples (:mod:`~bids_eeg2fmri.data.raw_eeg`): one "frequency" row with
+    the samples of each TR as its frames; spectrograms and band power have several rows."""
+    return shape.n_freqs == 1 and shape.n_frames > 1
+
+
 class EEG2fMRIModel(nn.Module):
     """Base class: subclasses define ``forward(x)``; the rest has working defaults."""
 

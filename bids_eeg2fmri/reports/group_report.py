@@ -89,7 +89,8 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
                        notes: Sequence[str] = (), warnings: Sequence[str] = (),
                        extra_sections: Sequence[Mapping[str, Any]] = (),
                        tables: Sequence[tuple[str, str, pd.DataFrame]] = (),
-                       banner: str | None = None) -> Path:
+                       banner: str | None = None,
+                       extra_tables: Sequence[tuple[str, str, str, pd.DataFrame]] = ()) -> Path:
     """Write ``OUT/group.html`` with its figures in ``OUT/group/figures/``.
 
     Parameters
@@ -128,6 +129,9 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
         baselines and the papers' numbers, :mod:`bids_eeg2fmri.evaluation.comparison`).
     banner
         A line shown prominently at the top (a leaky split was run).
+    extra_tables
+        Further sections, each ``(key, title, caption, table)`` shown as a plain table (e.g. the
+        fMRI→EEG base vs fine-tuned comparison).
 
     Returns
     -------
@@ -208,5 +212,7 @@ def write_group_report(out_dir: str | os.PathLike, cv_table: pd.DataFrame,
         extra_sections=list(extra_sections),
         tables=[{"title": t, "caption": c, "cols": list(df.columns),
                  "rows": df.to_dict("records")} for t, c, df in tables if len(df)],
+        extra_tables=[{"key": k, "title": t, "caption": c, "cols": list(df.columns),
+                       "rows": df.to_dict("records")} for k, t, c, df in extra_tables],
         version=__version__, date=now())
     return atomic_write_text(out / "group.html", html)

@@ -229,15 +229,20 @@ def models_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
     target = options.get("target", "regions")
     tgt_txt = (f"the mean BOLD signal of the {options.get('atlas', 'harvard-oxford')} atlas "
                "regions" if target == "regions" else "the model-ready BOLD voxels")
+    raw = options.get("eeg_features") == "raw"
+    window_s = float(options.get("raw_window_s" if raw else "window_s", 30 if raw else 20))
     text = (
         f"Models translating {dir_txt} were trained with bids_eeg2fmri "
         f"{_v(versions, 'bids_eeg2fmri')} and PyTorch {_v(versions, 'PyTorch')}"
         + (f" on {subjects} participants" if subjects else "")
         + f": {', '.join(names) if names else 'the default models'}. Targets (EEG→fMRI) were "
         f"{tgt_txt}; inputs were "
-        + ("the mean log power of each EEG band per channel and TR"
-           if options.get("eeg_features") == "bands" else "per-TR EEG spectrograms")
-        + f" over a {float(options.get('window_s', 20)):g} s window"
+        + {"bands": "the mean log power of each EEG band per channel and TR",
+           "raw": "the cleaned EEG time series, band-pass filtered to "
+                  + "-".join(f"{float(v):g}" for v in options.get("raw_eeg_band", (1, 30)))
+                  + f" Hz and resampled to {float(options.get('raw_eeg_sfreq', 64)):g} Hz"
+           }.get(options.get("eeg_features"), "per-TR EEG spectrograms")
+        + f" over a {window_s:g} s window"
         + ("; fMRI→EEG inputs were the leading "
            f"{int(options.get('pca_components', 20))} principal components of the voxel time "
            "series, fitted on the training data of each fold"

@@ -98,7 +98,7 @@ def _eeg_stats(norm: EEGNormaliser, subject: str) -> tuple[np.ndarray, np.ndarra
 def write_synth_spectrogram(out_dir: str | os.PathLike, source: Any, fitted: FittedModel,
                             run: RunArrays, *, n_frames: int | None = None,
                             frame_times: np.ndarray | None = None, scale: str = "log-power",
-                            device: str = "auto") -> Path:
+                            device: str = "auto", spectrogram: np.ndarray | None = None) -> Path:
     """Reconstruct ``run``'s spectrogram and write ``<src>_desc-synth_spectrogram.h5`` (+ JSON).
 
     The file has the measured ``desc-stft_spectrogram.h5``'s datasets and axes (written by
@@ -111,10 +111,14 @@ def write_synth_spectrogram(out_dir: str | os.PathLike, source: Any, fitted: Fit
     ----------
     source
         The BOLD run's path or entities (names the output).
+    spectrogram
+        The reconstruction to write (e.g. from segment models,
+        :func:`~bids_eeg2fmri.training.segments.reconstruct_segments`); default
+        :func:`reconstruct`'s sliding windows.
     """
     from ..eeg.pipeline import SpectralResult, write_spectrogram_h5
 
-    spec = reconstruct(fitted, run, device=device)
+    spec = reconstruct(fitted, run, device=device) if spectrogram is None else spectrogram
     vols = np.flatnonzero(np.isfinite(spec).all(axis=(1, 2)))
     n_frames = int(n_frames or fitted.data_spec.n_frames)
     tr = fitted.data_spec.tr
@@ -135,7 +139,9 @@ def write_synth_spectrogram(out_dir: str | os.PathLike, source: Any, fitted: Fit
     meta.update({
         "Description": f"EEG spectrogram synthesised from BOLD by the fMRI→EEG model "
                       f"{fitted.name} (window {fitted.window.window} TRs, {fitted.window.horizon} "
-                      "centred TRs per window, overlapping predictions averaged)",
+                      "centred TRs per window, " + (
+                          "overlapping predictions averaged)" if spectrogram is None else
+                          "one model fine-tuned per temporal segment of the run)"),
         "VolumeOnsets": (vols * tr).tolist(),
         "Datasets": {**meta["Datasets"], "volume_onsets": "s from the first BOLD volume onset",
                      "spectrogram": f"float32 {scale}; frames of one TR are equal (per-TR model)"},

@@ -1,3 +1,3 @@
 """EEG→fMRI models; importing this package registers them (in this order)."""
 
-from . import ridge, mlp, cnn, transformer, topo_attention, transformer_cnn  # noqa: F401  (registers)
+from . import ridge, mlp, cnn, transformer, topo_attention, transformer_cnn, unet  # noqa: F401,E501  (registers)

@@ -1,8 +1,11 @@
 """``transformer`` after Bricman & Borst 2021: channel tokens in, the volume out slice by slice.
 
 Encoder: every EEG channel is one token — its whole ``window × frequency × frame`` spectrogram
-through an embedding shared by all channels, plus a learned per-channel position (the electrode's
-identity) — followed by self-attention across channels.
+through a linear embedding (raw samples, ``--eeg-features raw``: through ``cnn``'s 1-D
+convolutional encoder) shared by all channels, plus a
+per-channel position (the electrode's identity) — followed by self-attention across channels.
+Positions of channels and of output slices are learned (default) or the fixed sinusoidal table of
+Vaswani et al. 2017 (``positions="sinusoidal"``); the paper uses both.
 
 Decoder: the target volume is a sequence of axial slices (``z`` planes of the grid, each ``X·Y``
 values; region targets are cut into equal chunks). Slice ``s`` is produced from the embeddings of
@@ -19,22 +22,27 @@ import math
 import torch
 from torch import nn
 
-from ..base import EEG2fMRIModel, GridCodec, ModelShape
-from ..layers import causal_mask
+from ..base import EEG2fMRIModel, GridCodec, ModelShape, raw_input
+from ..layers import causal_mask, sinusoidal_positions
 from ..registry import register
+from .cnn import conv1d_encoder
+
+POSITIONS = ("learned", "sinusoidal")
 
 
 @register("transformer", defaults={"d_model": 64, "heads": 4, "encoder_layers": 2,
                                    "decoder_layers": 2, "ff": 128, "dropout": 0.1,
-                                   "region_chunks": 8},
+                                   "region_chunks": 8, "positions": "learned"},
           lr=1e-3, paper="Bricman & Borst 2021 (transformer with slice-wise decoder)")
 class SliceTransformer(EEG2fMRIModel):
     """Channel-token encoder, causal slice decoder."""
 
     def __init__(self, shape: ModelShape, d_model: int = 64, heads: int = 4, encoder_layers: int = 2,
                  decoder_layers: int = 2, ff: int = 128, dropout: float = 0.1,
-                 region_chunks: int = 8) -> None:
+                 region_chunks: int = 8, positions: str = "learned") -> None:
         super().__init__(shape)
+        if positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
         self.codec = GridCodec(shape)
         if shape.grid is not None:
             gx, gy, gz = self.codec.grid_shape
@@ -43,18 +51,27 @@ class SliceTransformer(EEG2fMRIModel):
             self.n_slices = max(1, min(region_chunks, shape.n_targets))
             self.slice_len = math.ceil(shape.n_targets / self.n_slices)
         token_in = shape.window * shape.n_freqs * shape.n_frames
-        self.embed = nn.Linear(token_in, d_model)
-        self.channel_pos = nn.Parameter(torch.randn(shape.n_channels, d_model) * 0.02)
+        # Raw samples: a linear map of phase-random oscillations averages their power away, so
+        # each channel's series is embedded by the 1-D convolutional encoder of ``cnn`` instead.
+        self.raw = raw_input(shape)
+        self.embed = conv1d_encoder(8, d_model) if self.raw else nn.Linear(token_in, d_model)
+        self._position("channel_pos", shape.n_channels, d_model, positions)
         self.encoder = nn.TransformerEncoder(
             nn.TransformerEncoderLayer(d_model, heads, ff, dropout, batch_first=True,
                                        norm_first=True), encoder_layers, enable_nested_tensor=False)
         self.slice_embed = nn.Linear(self.slice_len, d_model)
         self.start = nn.Parameter(torch.zeros(1, 1, d_model))
-        self.slice_pos = nn.Parameter(torch.randn(self.n_slices, d_model) * 0.02)
+        self._position("slice_pos", self.n_slices, d_model, positions)
         self.decoder = nn.TransformerDecoder(
             nn.TransformerDecoderLayer(d_model, heads, ff, dropout, batch_first=True,
                                        norm_first=True), decoder_layers)
         self.out = nn.Linear(d_model, self.slice_len)
+
+    def _position(self, name: str, n: int, d: int, kind: str) -> None:
+        if kind == "learned":
+            setattr(self, name, nn.Parameter(torch.randn(n, d) * 0.02))
+        else:  # fixed: recomputed from the sizes, so not saved with the weights
+            self.register_buffer(name, sinusoidal_positions(n, d), persistent=False)
 
     # ------------------------------------------------------------------ layout
     def to_slices(self, y: torch.Tensor) -> torch.Tensor:
@@ -77,7 +94,11 @@ class SliceTransformer(EEG2fMRIModel):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         b, w, c, f, k = x.shape
         tokens = x.permute(0, 2, 1, 3, 4).reshape(b, c, w * f * k)
-        return self.encoder(self.embed(tokens) + self.channel_pos)
+        if self.raw:
+            tokens = self.embed(tokens.reshape(b * c, 1, -1)).reshape(b, c, -1)
+        else:
+            tokens = self.embed(tokens)
+        return self.encoder(tokens + self.channel_pos)
 
     def _decode(self, prev: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         """Outputs for positions ``0 … n−1`` given previous slices ``(B, n−1, slice_len)``."""
