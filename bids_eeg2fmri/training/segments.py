@@ -82,14 +82,19 @@ def segment_models(base: FittedModel, runs: Sequence[RunArrays], samples: pd.Dat
     return out
 
 
-def _joined(parts: list[Evaluation], fitted: FittedModel, **score_options: Any) -> Evaluation:
+def _joined(parts: list[Evaluation], fitted: FittedModel, runs: Sequence[RunArrays],
+            **score_options: Any) -> Evaluation:
     """One evaluation of the concatenated segments' predictions."""
     cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
     truth = None if any(p.truth is None for p in parts) else cat("truth")
     samples = pd.concat([p.samples for p in parts], ignore_index=True)
     baselines = {k: np.concatenate([p.baselines[k] for p in parts]) for k in parts[0].baselines}
     pred, true = cat("pred"), cat("true")
-    metrics, per = fitted.direction.score(pred, true, truth, baselines, fitted, samples,
+    # The dB-domain scores need each sample's EEG level; the held-out participant's comes from
+    # all its rows here (each segment was z-scored with its own calibration rows, whose levels
+    # differ from these only by the segment's share of the run).
+    levels = fitted.calibrated(runs, samples, None)
+    metrics, per = fitted.direction.score(pred, true, truth, baselines, levels, samples,
                                           **score_options)
     return Evaluation(metrics, pred, true, truth, samples, baselines, per)
 
@@ -105,7 +110,7 @@ def compare_segments(base: FittedModel, runs: Sequence[RunArrays], samples: pd.D
         for stage, m in zip(STAGES, (calibrated, model)):
             stages[stage].append(evaluate(m, runs, samples=samples, rows=seg, device=device,
                                           **score_options))
-    return {stage: _joined(parts, base, **score_options) for stage, parts in stages.items()}
+    return {stage: _joined(parts, base, runs, **score_options) for stage, parts in stages.items()}
 
 
 def reconstruct_segments(base: FittedModel, run: RunArrays, config: TrainConfig,
