@@ -35,7 +35,7 @@ import nibabel as nib
 import numpy as np
 
 from .._version import __version__
-from ..bids.derivatives import atomic_path, build_path, write_sidecar
+from ..bids.derivatives import build_path, write_sidecar
 from ..bids.layout import ParticipantPlan
 from ..config import Config
 from ..data.raw_eeg import as_model_input
@@ -151,8 +151,7 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dic
         values = pred[:, lab[mask] - 1].T
     path = build_path(out_dir, run.entities, suffix="bold", extension=".nii.gz", datatype="func",
                       space=SPACE, res=res, desc="synth")
-    with atomic_path(path) as tmp:
-        write_masked_series(tmp, values.astype(np.float32), mask, labels.affine, tr)
+    write_masked_series(path, values.astype(np.float32), mask, labels.affine, tr)  # atomic itself
     meta = {
         "Description": f"BOLD synthesized from the EEG spectrogram by the EEG→fMRI model "
                        f"{card['Name']} ({ms.target} targets on the {res} mm model grid)",

@@ -223,10 +223,9 @@ def model_grid_series(run: RunFiles, res: int, cache_dir: Path,
                                np.asarray(mask_img.dataobj) > 0, img.affine, shape, affine)
     tr = repetition_time(run.preproc_bold)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dest) as tmp:
-        steady = ~non_steady_flags(values.shape[1], run.confounds, sidecar_of(run.preproc_bold))
-        write_masked_series(tmp, model_ready(values, sample_mask=steady) if domain == "fluctuations"
-                            else minmax_volumes(values, axis=0), mask, affine, tr)
+    steady = ~non_steady_flags(values.shape[1], run.confounds, sidecar_of(run.preproc_bold))
+    write_masked_series(dest, model_ready(values, sample_mask=steady) if domain == "fluctuations"
+                        else minmax_volumes(values, axis=0), mask, affine, tr)  # atomic itself
     meta = read_json(sidecar_of(run.preproc_bold))
     with atomic_path(sidecar_of(dest)) as tmp:
         tmp.write_text(json.dumps(meta))
