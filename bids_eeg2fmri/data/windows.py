@@ -13,9 +13,9 @@ response integrates about 20 s of neural activity. A sample exists only when
   cross runs, and the first ``window − 1`` volumes of a run have too short a history,
 - for models that also read previous BOLD volumes (``history > 0``), those volumes are retained.
 
-The fMRI→EEG direction cuts samples the other way round (:class:`SequenceSpec`): a window of
-``window`` BOLD volumes is the input and the EEG of the ``horizon`` TRs centred in it the target.
-:func:`index_samples` and the splits take either spec.
+The fMRI→EEG direction cuts samples the other way round (:class:`~.sequences.SequenceSpec`,
+re-exported here): a window of ``window`` BOLD volumes is the input and the EEG of ``horizon`` TRs
+inside it the target. :func:`index_samples` and the splits take either spec.
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ import pandas as pd
 
 from ..config import GroupConfig
 from ..errors import DataError
+from .sequences import SequenceSpec  # noqa: F401  (re-exported: fMRI→EEG samples)
+from .spans import HRF_REACH_S, window_all as _window_all
 
-# How far back a BOLD sample depends on neural activity: the canonical double-gamma HRF has decayed
-# below 1 % of its peak about 20 s after the event (its undershoot ends near 25 s).
-HRF_REACH_S = 20.0
 TARGET_KINDS = ("voxels", "regions")
 
 
@@ -368,85 +367,6 @@ class WindowSpec:
     def describe(self, tr: float) -> dict[str, Any]:
         """The window's fields and its length in seconds, for the model card."""
         return {**asdict(self), "window_seconds": self.window * tr}
-
-
-@dataclass(frozen=True)
-class SequenceSpec:
-    """How fMRI→EEG samples are cut: ``window`` BOLD volumes in, the EEG of ``horizon`` TRs out.
-
-    The predicted TRs are centred in the window (``offset`` volumes after its start), so the model
-    sees the BOLD both before them and after them — the haemodynamic response puts the BOLD trace
-    of a TR's neural activity 4–20 s later. A sample is named by its first predicted TR (the
-    ``volume`` column of the sample table); its window is ``volume − offset … volume − offset +
-    window − 1``. A sample exists only when the whole window lies in one run, every window volume is
-    retained (no dummy scans) and below the motion threshold, and every predicted TR has EEG.
-
-    Attributes
-    ----------
-    window
-        BOLD volumes (TRs) per sample; the seed uses 50.
-    horizon
-        Consecutive TRs of EEG predicted per sample; the seed uses 5.
-    fd_threshold
-        Drop samples whose window holds a volume with framewise displacement above this (mm).
-    """
-
-    window: int = 50
-    horizon: int = 5
-    fd_threshold: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.window < 1 or not 1 <= self.horizon <= self.window:
-            raise DataError(f"window must be >= 1 TR and 1 <= horizon <= window; got window="
-                            f"{self.window}, horizon={self.horizon}")
-
-    @property
-    def offset(self) -> int:
-        """Position of the first predicted TR inside the window."""
-        return (self.window - self.horizon) // 2
-
-    def span(self) -> int:
-        """Volumes one sample reads."""
-        return self.window
-
-    def min_buffer(self, tr: float, hrf_reach_s: float = HRF_REACH_S) -> int:
-        """Smallest gap (volumes) between train and test samples that keeps their windows apart.
-
-        Samples ``window`` or more volumes apart read disjoint BOLD; the HRF reach is added so that
-        no BOLD of one sample carries the haemodynamic trace of the other's predicted EEG either.
-        """
-        return self.window + math.ceil(hrf_reach_s / tr)
-
-    def describe(self, tr: float) -> dict[str, Any]:
-        """The window's fields, its offset and its length in seconds, for the model card."""
-        return {**asdict(self), "offset": self.offset, "window_seconds": self.window * tr}
-
-    def window_start(self, volumes: np.ndarray) -> np.ndarray:
-        """First BOLD volume of the windows of samples named by ``volumes``."""
-        return np.asarray(volumes) - self.offset
-
-    def sample_volumes(self, run: RunArrays) -> np.ndarray:
-        """First predicted TR of every valid sample of ``run``."""
-        n = run.n_volumes
-        good = run.retained.copy()
-        if self.fd_threshold is not None and run.fd is not None:
-            good &= ~(run.fd > self.fd_threshold)
-        starts = np.arange(n - self.window + 1)
-        if not len(starts):
-            return starts
-        ok = _window_all(good, self.window)[starts]
-        ok &= _window_all(run.eeg_valid, self.horizon)[starts + self.offset]
-        return starts[ok] + self.offset
-
-
-def _window_all(flags: np.ndarray, width: int) -> np.ndarray:
-    """``out[i]`` is True when ``flags[i:i + width]`` are all True (False past the end)."""
-    csum = np.concatenate([[0], np.cumsum(flags.astype(np.int64))])
-    n = len(flags)
-    out = np.zeros(n, dtype=bool)
-    if n >= width:
-        out[:n - width + 1] = (csum[width:] - csum[:n - width + 1]) == width
-    return out
 
 
 def target_volumes(run: RunArrays, spec: WindowSpec) -> np.ndarray:

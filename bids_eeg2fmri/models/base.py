@@ -35,6 +35,9 @@ class ModelShape:
         Output steps (TRs) per sample: 1 for EEG→fMRI; fMRI→EEG models predict ``horizon`` TRs of
         ``n_targets // horizon`` spectrogram bins each (``n_channels`` then counts input regions,
         ``n_freqs = n_frames = 1``).
+    offset
+        fMRI→EEG: position of the first predicted TR inside the window (``SequenceSpec.offset``);
+        None (models saved before ``--hrf-lag`` applied to fMRI→EEG) means centred.
     """
 
     window: int
@@ -45,6 +48,7 @@ class ModelShape:
     grid: np.ndarray | None = None
     history: int = 0
     horizon: int = 1
+    offset: int | None = None
 
     @property
     def n_inputs(self) -> int:
@@ -54,6 +58,7 @@ class ModelShape:
         return {"window": self.window, "n_channels": self.n_channels, "n_freqs": self.n_freqs,
                 "n_frames": self.n_frames, "n_targets": self.n_targets, "history": self.history,
                 "horizon": self.horizon,
+                **({} if self.offset is None else {"offset": self.offset}),
                 "grid": None if self.grid is None else self.grid.astype(bool).tolist()}
 
     @classmethod

@@ -110,14 +110,16 @@ class Direction:
 
     def window_from(self, group: GroupConfig, spec: DataSpec, models: Sequence[str]) -> Any:
         """The window the group options ask for: EEG→fMRI ``--window`` seconds (converted to TRs),
-        fMRI→EEG ``--window-trs``/``--horizon-trs``; both censor at ``--fd-threshold``;
-        EEG→fMRI lags by ``--hrf-lag`` seconds (rounded to TRs)."""
+        fMRI→EEG ``--window-trs``/``--horizon-trs``; both censor at ``--fd-threshold``.
+        ``--hrf-lag`` seconds (rounded to TRs): EEG→fMRI, TRs between the EEG window's end and the
+        target volume; fMRI→EEG, TRs the BOLD window runs on past the predicted EEG (0: centred)."""
         fd = group.fd_threshold or None
+        lag = int(round(group.hrf_lag / spec.tr))
         if self.window_class is WindowSpec:
-            # --hrf-lag: whole TRs between the EEG window's end and the target volume.
             return self.default_window(spec, models, window_s=group.window_s, fd_threshold=fd,
-                                       lag=int(round(group.hrf_lag / spec.tr)))
-        return SequenceSpec(window=group.window_trs, horizon=group.horizon_trs, fd_threshold=fd)
+                                       lag=lag)
+        return SequenceSpec(window=group.window_trs, horizon=group.horizon_trs, fd_threshold=fd,
+                            lag=lag if group.hrf_lag > 0 else None)
 
 
 # ----------------------------------------------------------------------------- EEG → fMRI
@@ -192,7 +194,7 @@ def fmri2eeg_shape(spec: DataSpec, window: SequenceSpec) -> ModelShape:
     """Sizes of an fMRI→EEG model for ``spec`` (regions in, channels × frequencies out)."""
     bins = len(spec.channels) * len(spec.frequencies)
     return ModelShape(window.window, spec.n_bold, 1, 1, window.horizon * bins,
-                      horizon=window.horizon)
+                      horizon=window.horizon, offset=window.offset)
 
 
 def _fmri2eeg_check(model: str, spec: DataSpec, window: SequenceSpec) -> None:

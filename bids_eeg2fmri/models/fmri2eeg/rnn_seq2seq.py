@@ -76,8 +76,9 @@ class RNNSeq2Seq(EEG2fMRIModel):
             raise ValueError(f"{shape.n_targets} outputs do not split into {shape.horizon} steps")
         self.horizon = shape.horizon
         self.n_bins = shape.n_targets // shape.horizon
-        # The predicted TRs sit in the middle of the window (SequenceSpec.offset).
-        self.offset = (shape.window - shape.horizon) // 2
+        # Where the predicted TRs sit in the window (SequenceSpec.offset; centred by default).
+        self.offset = ((shape.window - shape.horizon) // 2 if shape.offset is None
+                       else shape.offset)
         self.encoder = CELLS[cell](shape.n_channels, hidden, num_layers=layers, batch_first=True,
                                    bidirectional=bidirectional,
                                    dropout=dropout if layers > 1 else 0.0)
