@@ -83,6 +83,11 @@ class EEGConfig:
     stft_taper: str = "hann"
     stft_scale: str = "log-power"
     stft_context: int = 0
+    # Frame length in TRs (> 0 overrides stft_window) and the kept band (0: 0 Hz / eeg_h_freq),
+    # so that a paper's TR-locked STFT (--protocol calhas2023) can be asked for at any TR.
+    stft_window_trs: float = 0.0
+    stft_fmin: float = 0.0
+    stft_fmax: float = 0.0
     eeg_output_format: str = "brainvision"
     bands: dict[str, list[float]] = field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_BANDS.items()})
@@ -245,6 +250,12 @@ class Config:
         if ee.stft_window <= 0 or not 0 <= ee.stft_overlap < 1:
             raise UsageError("eeg.stft_window must be > 0 s and eeg.stft_overlap in [0, 1)")
         _choice("eeg.stft_scale", ee.stft_scale, ("log-power", "magnitude"))
+        if ee.stft_window_trs < 0 or ee.stft_fmin < 0 or ee.stft_fmax < 0 \
+                or (ee.stft_fmax and not ee.stft_fmin < ee.stft_fmax <= ee.eeg_sfreq / 2):
+            raise UsageError(f"eeg.stft_window_trs, stft_fmin and stft_fmax must be >= 0, with "
+                             f"stft_fmin < stft_fmax <= eeg_sfreq / 2 = {ee.eeg_sfreq / 2:g} Hz "
+                             f"when stft_fmax is set; got {ee.stft_window_trs}, {ee.stft_fmin}, "
+                             f"{ee.stft_fmax}")
         _choice("eeg.eeg_output_format", ee.eeg_output_format, ("brainvision", "fif"))
         if not 0 < ee.min_eeg_coverage <= 1:
             raise UsageError(f"eeg.min_eeg_coverage must lie in (0, 1], got {ee.min_eeg_coverage}")
@@ -294,7 +305,7 @@ class Config:
         _check_calhas_options(gr)
         from .evaluation.protocols import validate_evaluation
 
-        validate_evaluation(gr)
+        validate_evaluation(gr, level=ex.analysis_level)
         ex.participant_label = normalise_labels(ex.participant_label, "sub")
         ex.session_label = normalise_labels(ex.session_label, "ses")
         ex.task_label = normalise_labels(ex.task_label, "task")

@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "EEG, the default) or FIF")
     g.add_argument("--stft-context", dest="stft_context", type=_positive_int, metavar="N_TR",
                    help="extend each volume's STFT segment back over N preceding TRs (default 0)")
+    g.add_argument("--stft-window-trs", dest="stft_window_trs", type=float, metavar="N_TR",
+                   help="STFT frame length in TRs (overrides --stft-window; default 0: unused)")
+    g.add_argument("--stft-fmin", dest="stft_fmin", type=float, metavar="HZ",
+                   help="drop spectrogram bins below HZ (default 0: keep the DC bin)")
+    g.add_argument("--stft-fmax", dest="stft_fmax", type=float, metavar="HZ",
+                   help="keep spectrogram bins up to HZ (default 0: --eeg-h-freq)")
     g = p.add_argument_group("group level: models and cross-validation")
     g.add_argument("--direction", dest="direction", choices=("eeg2fmri", "fmri2eeg", "both"))
     g.add_argument("--models", dest="models", nargs="+", metavar="NAME",
@@ -194,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the papers' MNI grid) or a native-like 64x64x30 resize")
     g.add_argument("--protocol", dest="protocol",
                    choices=("calhas2023", "bruno2025", "bricman2021", "poster"),
-                   help="a seed paper's protocol: a documented bundle of model, split, window, "
-                        "domain and metrics (explicit options win)")
+                   help="a seed paper's protocol: a documented bundle of EEG features "
+                        "(participant level), model, split, window, domain and metrics (group "
+                        "level); explicit options win")
     g.add_argument("--allow-leaky-split", dest="allow_leaky_split", action="store_true",
                    help="run a leaky sample-level split (--cv shuffled, a protocol's) beside the "
                         "leak-free one, with a banner in the report and model card")
@@ -205,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs without validation improvement before stopping (default 10; "
                         "0 disables early stopping)")
     g.add_argument("--hrf-lag", dest="hrf_lag", type=float, metavar="S",
-                   help="EEG→fMRI: seconds between the end of the EEG window and the target "
-                        "volume (default 0)")
+                   help="seconds (rounded to TRs) the BOLD lags the EEG: EEG→fMRI, between the "
+                        "EEG window's end and the target; fMRI→EEG, from the predicted EEG to the "
+                        "BOLD window's end (default 0: centred)")
     g.add_argument("--model-size", dest="model_size", choices=("small", "paper"),
                    help="deep models' width/depth: small (default, fast) or the papers' values")
     g = p.add_argument_group("group level: single-region analysis (fMRI→EEG)")

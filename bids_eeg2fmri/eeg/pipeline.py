@@ -187,21 +187,25 @@ def spectral_features(raw: mne.io.BaseRaw, onsets: np.ndarray, tr: float,
     data = raw.get_data(picks=picks)
     sfreq = raw.info["sfreq"]
     seg = spectral.volume_segments(data, sfreq, onsets, tr, context=options.stft_context)
+    window = spectral.frame_seconds(options.stft_window, options.stft_window_trs, tr)
+    fmin, fmax = options.stft_fmin, options.stft_fmax or options.eeg_h_freq
     spec, freqs, ftimes = spectral.spectrogram(
-        seg.data, sfreq, window=options.stft_window, overlap=options.stft_overlap,
-        taper=options.stft_taper, fmax=options.eeg_h_freq, scale=options.stft_scale)
+        seg.data, sfreq, window=window, overlap=options.stft_overlap,
+        taper=options.stft_taper, fmin=fmin, fmax=fmax, scale=options.stft_scale)
     own = seg if options.stft_context == 0 else spectral.volume_segments(data, sfreq, onsets, tr)
     cols, table = spectral.bandpower_table(own.data, sfreq, names, options.bands,
-                                           window=options.stft_window,
+                                           window=window,
                                            overlap=options.stft_overlap, taper=options.stft_taper)
-    nperseg, noverlap = spectral.frame_params(sfreq, options.stft_window, options.stft_overlap)
+    nperseg, noverlap = spectral.frame_params(sfreq, window, options.stft_overlap)
     seg.volume_indices = seg.volume_indices + first_volume
     if own is not seg:
         own.volume_indices = own.volume_indices + first_volume
     meta = {
         "SamplingFrequency": sfreq,
         "RepetitionTime": tr,
-        "STFT": {"WindowLength": options.stft_window, "WindowSamples": nperseg,
+        "STFT": {"WindowLength": window, "WindowSamples": nperseg,
+                 "WindowTRs": options.stft_window_trs or None,
+                 "FrequencyRange": [fmin, fmax], "FramesPerVolume": int(spec.shape[-1]),
                  "Overlap": options.stft_overlap, "OverlapSamples": noverlap,
                  "Taper": options.stft_taper, "ContextTRs": options.stft_context,
                  "SegmentStart": f"volume onset - {options.stft_context} x RepetitionTime",

@@ -97,6 +97,15 @@ def frame_params(sfreq: float, window: float, overlap: float) -> tuple[int, int]
     return nperseg, noverlap
 
 
+def frame_seconds(window: float, window_trs: float, tr: float) -> float:
+    """STFT frame length in seconds: ``window_trs`` TRs when it is > 0, else ``window``.
+
+    A frame of whole TRs makes the frames of a volume's segment line up with its TRs (one
+    frame per TR with no overlap: Calhas et al.'s STFT), at any repetition time.
+    """
+    return window_trs * tr if window_trs > 0 else window
+
+
 def _check_length(x: np.ndarray, nperseg: int) -> None:
     # scipy would shorten the window to the segment silently; a short segment is our error.
     if x.shape[-1] < nperseg:
@@ -105,7 +114,7 @@ def _check_length(x: np.ndarray, nperseg: int) -> None:
 
 
 def stft_segments(segments: np.ndarray, sfreq: float, *, window: float = 1.0,
-                  overlap: float = 0.5, taper: str = "hann",
+                  overlap: float = 0.5, taper: str = "hann", fmin: float = 0.0,
                   fmax: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Complex STFT of every segment, frames kept inside each segment.
 
@@ -119,8 +128,9 @@ def stft_segments(segments: np.ndarray, sfreq: float, *, window: float = 1.0,
         Frame length in seconds and overlap as a fraction of it.
     taper
         Any window name ``scipy.signal.get_window`` knows (periodic form, as scipy's STFT uses).
-    fmax
-        Keep frequencies ``<= fmax`` only (``None`` keeps all up to Nyquist).
+    fmin, fmax
+        Keep frequencies ``fmin <= f <= fmax`` only (``fmax=None`` keeps all up to Nyquist; an
+        ``fmin`` between 0 and the first bin drops the DC bin).
 
     Returns
     -------
@@ -137,14 +147,15 @@ def stft_segments(segments: np.ndarray, sfreq: float, *, window: float = 1.0,
     freqs, times, spec = signal.stft(x, sfreq, window=taper, nperseg=nperseg, noverlap=noverlap,
                                      detrend=False, boundary=None, padded=False,
                                      scaling="spectrum", axis=-1)
+    keep = freqs >= fmin - 1e-9
     if fmax is not None:
-        keep = freqs <= fmax + 1e-9
-        spec, freqs = spec[..., keep, :], freqs[keep]
+        keep &= freqs <= fmax + 1e-9
+    spec, freqs = spec[..., keep, :], freqs[keep]
     return spec, freqs, times
 
 
 def spectrogram(segments: np.ndarray, sfreq: float, *, window: float = 1.0, overlap: float = 0.5,
-                taper: str = "hann", fmax: float | None = None,
+                taper: str = "hann", fmin: float = 0.0, fmax: float | None = None,
                 scale: str = "log-power") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Magnitude or log-power spectrogram of volts-valued segments.
 
@@ -152,7 +163,7 @@ def spectrogram(segments: np.ndarray, sfreq: float, *, window: float = 1.0, over
     ----------
     segments
         ``(n_volumes, n_channels, n_samples)`` EEG in volts (MNE's unit).
-    sfreq, window, overlap, taper, fmax
+    sfreq, window, overlap, taper, fmin, fmax
         As in :func:`stft_segments`.
     scale
         ``"magnitude"`` (µV, STFT modulus) or ``"log-power"`` (dB re 1 µV², ``10·log10|X|²``).
@@ -167,7 +178,7 @@ def spectrogram(segments: np.ndarray, sfreq: float, *, window: float = 1.0, over
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     z, freqs, times = stft_segments(np.asarray(segments) * 1e6, sfreq, window=window,
-                                    overlap=overlap, taper=taper, fmax=fmax)
+                                    overlap=overlap, taper=taper, fmin=fmin, fmax=fmax)
     mag = np.abs(z)
     if scale == "magnitude":
         return mag.astype(np.float32), freqs, times

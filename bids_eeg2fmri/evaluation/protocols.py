@@ -1,11 +1,14 @@
 """The seed papers' protocols as presets (``--protocol``), model-size presets (``--model-size``)
 and the checks of the evaluation options (``--target-domain``, ``--allow-leaky-split``).
 
-A protocol is a documented bundle of ``[group]`` settings: direction, models, split, window,
-target and metric domain. It is applied beneath the user's own options: a setting given on the
-command line, or changed from its default in the TOML file, wins. Settings the group level cannot
-change (the participant level's STFT, e.g. Calhas' 64 × 134 × 10 input or Bruno's 1–30 Hz band)
-are listed under ``participant`` for the user to set when preprocessing.
+A protocol is a documented bundle of settings: the EEG features the paper used (``participant``:
+``[eeg]`` settings, applied when preprocessing) and its direction, models, split, window, target
+and metric domain (``group``: ``[group]`` settings). Both are applied beneath the user's own
+options: a setting given on the command line, or changed from its default in the TOML file, wins.
+The group level checks that the derivatives it reads were made with the protocol's participant
+settings (:mod:`.participant_check`).
+
+Where each value comes from is in ``docs/evaluation.md`` (*Sources*).
 """
 
 from __future__ import annotations
@@ -23,7 +26,17 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
                        "RMSE/SSIM, subject-level split",
         "group": {"direction": "eeg2fmri", "models": ["ridge", "topo-attention"],
                   "target": "voxels", "target_domain": "intensity", "cv": "split"},
-        "participant": {"stft_window": 1.0, "stft_scale": "magnitude"},
+        # DCalhas/eeg_to_fmri src/utils/eeg_utils.py (stft, compute_fft, fs_01 = 250),
+        # fmri_utils.py (TR_01 = 2.160) and the training scripts (interval_eeg = 10). Their STFT is
+        # one untapered FFT per TR (window = TR, no overlap), |FFT| without the DC bin, bins of the
+        # first quarter of the FFT (f < fs/4): 64 × 134 × 10 at 250 Hz and TR 2.16 s.
+        "participant": {"eeg_sfreq": 250.0, "stft_window_trs": 1.0, "stft_overlap": 0.0,
+                        "stft_taper": "boxcar", "stft_scale": "magnitude", "stft_context": 9,
+                        # just below fs/4 = 62.5 Hz; 0.1 Hz drops the DC bin only
+                        "stft_fmin": 0.1, "stft_fmax": 62.4,
+                        # Their code filters nothing (it reads the dataset's cleaned export);
+                        # the low-pass moves to the top of the STFT band so no kept bin is cut.
+                        "eeg_h_freq": 62.4},
     },
     "bruno2025": {
         "description": "Bruno et al.: time-averaged channel × frequency spectrogram (1–30 Hz) to "
@@ -31,7 +44,10 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         "group": {"direction": "eeg2fmri", "models": ["ridge", "transformer"],
                   "target": "voxels", "target_domain": "intensity", "intensity_grid": "resize",
                   "cv": "split", "eeg_features": "bands"},
-        "participant": {"eeg_l_freq": 1.0, "eeg_h_freq": 30.0},
+        # Resample to 1 kHz, band-pass 1–30 Hz (from the issue's reading of the paper: unverified,
+        # see docs/evaluation.md); the time averaging over each TR's frames is the group level's
+        # --eeg-features bands pooling.
+        "participant": {"eeg_sfreq": 1000.0, "eeg_l_freq": 1.0, "eeg_h_freq": 30.0},
     },
     "bricman2021": {
         "description": "Bricman & Borst: 30 s EEG windows to region BOLD, shuffled sample-level "
@@ -70,24 +86,27 @@ LEAKY_BANNER = ("LEAKY SPLIT: {regime} folds put near-copies of test samples int
 
 
 def apply_protocol(config: Any, given: set[str] = frozenset()) -> None:
-    """Fill ``config.group`` with ``config.group.protocol``'s settings, keeping those the user
-    set (named in ``given``, or different from the default)."""
+    """Fill ``config.group`` and ``config.eeg`` with ``config.group.protocol``'s group and
+    participant settings, keeping those the user set (named in ``given``, or different from the
+    default)."""
     gr = config.group
     if not gr.protocol:
         return
     if gr.protocol not in PROTOCOLS:
         raise UsageError(f"group.protocol must be one of {', '.join(PROTOCOLS)}; "
                          f"got {gr.protocol!r}")
-    defaults = {f.name: (f.default_factory() if callable(f.default_factory)  # type: ignore[misc]
-                         else f.default) for f in fields(type(gr))}
-    for name, value in PROTOCOLS[gr.protocol]["group"].items():
-        if name not in given and getattr(gr, name) == defaults[name]:
-            setattr(gr, name, value)
+    for section, part in ((gr, "group"), (config.eeg, "participant")):
+        defaults = {f.name: (f.default_factory() if callable(f.default_factory)  # type: ignore[misc]
+                             else f.default) for f in fields(type(section))}
+        for name, value in PROTOCOLS[gr.protocol][part].items():
+            if name not in given and getattr(section, name) == defaults[name]:
+                setattr(section, name, value)
 
 
-def validate_evaluation(gr: Any) -> None:
+def validate_evaluation(gr: Any, level: str = "group") -> None:
     """Check the evaluation options of a ``GroupConfig``; exit 64 (UsageError) when a leaky split
-    is asked for without ``--allow-leaky-split``."""
+    is asked for without ``--allow-leaky-split`` at the group level (the participant level of a
+    protocol that asks for one only preprocesses)."""
     if gr.target_domain not in DOMAINS:
         raise UsageError(f"group.target_domain must be one of {', '.join(DOMAINS)}; "
                          f"got {gr.target_domain!r}")
@@ -100,7 +119,7 @@ def validate_evaluation(gr: Any) -> None:
         raise UsageError(f"group.model_size must be small or paper; got {gr.model_size!r}")
     if gr.lr < 0 or gr.patience < 0 or gr.hrf_lag < 0:
         raise UsageError("group.lr, group.patience and group.hrf_lag must be >= 0")
-    if gr.cv in LEAKY_REGIMES and not gr.allow_leaky_split:
+    if gr.cv in LEAKY_REGIMES and not gr.allow_leaky_split and level == "group":
         source = f" (asked for by --protocol {gr.protocol})" if gr.protocol else ""
         raise UsageError(f"--cv {gr.cv}{source} is a leaky split: neighbouring samples share "
                          "most of their EEG window and haemodynamic signal; add "

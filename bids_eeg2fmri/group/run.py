@@ -33,6 +33,7 @@ from ..config import Config
 from ..errors import ExitCode, UsageError, UserError
 from ..evaluation.group import (banner, card_evaluation, evaluation_note, evaluation_options,
                                 label_leaky, regimes, report_tables)
+from ..evaluation.participant_check import participant_warnings, read_sidecars
 from ..evaluation.protocols import size_hparams
 from ..models import registry
 from ..runlogs import latest_config
@@ -267,6 +268,8 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
     truth = Truth(ceilings, groups)
     warnings = [f"{f.key}: EEG only — not used for training (apply a model to it with "
                 "--model-dir)" for f in files if not f.paired and f.spectrogram is not None]
+    warnings += participant_warnings(gr.protocol, read_sidecars(
+        (f.key, f.spectrogram) for f in files if f.paired))  # --protocol's participant part
     # Every input is checked before anything is trained or written.
     datasets = collect_directions(files, directions, res=config.fmri.model_res, target=gr.target,
                                   atlas=gr.atlas, regions=gr.regions, cache_dir=work / "data",

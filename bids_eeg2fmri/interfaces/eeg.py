@@ -95,6 +95,8 @@ class _SpectralInput(BaseInterfaceInputSpec):
     n_volumes = traits.Either(None, traits.Int, default=None, usedefault=True,
                               desc="volumes of the BOLD run (None: EEG-only)")
     options = traits.Dict(traits.Str, traits.Any, mandatory=True)
+    protocol = traits.Str("", usedefault=True,
+                          desc="--protocol whose participant settings were applied (sidecar)")
 
 
 class _SpectralOutput(TraitedSpec):
@@ -110,7 +112,7 @@ class EEGSpectral(SimpleInterface):
     input_spec = _SpectralInput
     output_spec = _SpectralOutput
     OPTIONS = ("stft_window", "stft_overlap", "stft_taper", "stft_scale", "stft_context",
-               "eeg_h_freq", "bands")
+               "stft_window_trs", "stft_fmin", "stft_fmax", "eeg_h_freq", "bands")
 
     def _run_interface(self, runtime):
         import mne
@@ -125,7 +127,12 @@ class EEGSpectral(SimpleInterface):
                                 n_volumes=self.inputs.n_volumes)
         h5 = Path(runtime.cwd) / "spectrogram.h5"
         tsv = Path(runtime.cwd) / "bandpower.tsv"
-        self._results.update(out_h5=str(h5), h5_metadata=write_spectrogram_h5(h5, res, opts.stft_scale),
+        meta = write_spectrogram_h5(h5, res, opts.stft_scale)
+        if self.inputs.protocol:
+            from ..evaluation.participant_check import protocol_record
+
+            meta["Protocol"] = protocol_record(self.inputs.protocol)
+        self._results.update(out_h5=str(h5), h5_metadata=meta,
                              out_tsv=str(tsv), tsv_metadata=write_bandpower_tsv(tsv, res))
         return runtime
 

@@ -76,7 +76,8 @@ def init_eeg_preproc_wf(*, config, metadata: Mapping[str, Any],
         eeg_derivatives=None if derivs is None else str(derivs)),
         name="clean_eeg")
     spectral = pe.Node(EEGSpectral(options=node_options(options, EEGSpectral),
-                                   n_volumes=None if n_vol is None else int(n_vol)),
+                                   n_volumes=None if n_vol is None else int(n_vol),
+                                   protocol=config.group.protocol),
                        name="eeg_spectral")
     meta_fif = pe.Node(EEGSidecar(), name="meta_preproc")
     meta_h5 = pe.Node(EEGSidecar(keep=["Sources", "VolumeOnsetSource", "VolumeMarker",
