@@ -24,8 +24,11 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     "calhas2023": {
         "description": "Calhas & Henriques: topographic attention EEG→fMRI on intensity volumes, "
                        "RMSE/SSIM, subject-level split",
+        # window_s 0.5: one volume per sample (ceil(0.5 s / TR) = 1), since its spectrogram already
+        # holds the paper's 10 TRs of EEG (--stft-context 9 below).
         "group": {"direction": "eeg2fmri", "models": ["ridge", "topo-attention"],
-                  "target": "voxels", "target_domain": "intensity", "cv": "split"},
+                  "target": "voxels", "target_domain": "intensity", "cv": "split",
+                  "window_s": 0.5},
         # DCalhas/eeg_to_fmri src/utils/eeg_utils.py (stft, compute_fft, fs_01 = 250),
         # fmri_utils.py (TR_01 = 2.160) and the training scripts (interval_eeg = 10). Their STFT is
         # one untapered FFT per TR (window = TR, no overlap), |FFT| without the DC bin, bins of the
@@ -68,16 +71,23 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 }
 
 #: ``--model-size paper``: widths and depths at the papers' scale, per model (keys a model does
-#: not take are skipped). ``small`` keeps the registered defaults, sized for few subjects.
+#: not take are skipped). ``small`` keeps the registered defaults, sized for few subjects. The
+#: source of every value is in docs/evaluation.md (*Sources*); "unverified" there means neither
+#: the paper's text nor code in reach states it.
 PAPER_SIZES: dict[str, dict[str, Any]] = {
-    "mlp": {"hidden": 1024, "layers": 3},
-    "cnn": {"filters": 32, "embedding": 64, "hidden": 512},
+    "mlp": {"hidden": 1024, "layers": 3},  # unverified (Bricman & Borst 2021: code not found)
+    "cnn": {"filters": 32, "embedding": 64, "hidden": 512},  # unverified (as mlp)
+    # unverified (Bricman & Borst's transformer: code not found)
     "transformer": {"d_model": 256, "heads": 8, "encoder_layers": 4, "decoder_layers": 4,
                     "ff": 1024},
+    # unverified (Bruno et al. 2025: code not found)
     "transformer-cnn": {"latent": 128, "filters": 32, "d_model": 256, "heads": 8,
                         "encoder_layers": 4, "decoder_layers": 4, "ff": 1024},
-    "topo-attention": {"latent": 128, "attention_dim": 64, "filters": 32},
-    "rnn-seq2seq": {"hidden": 128, "layers": 2},
+    # DCalhas/eeg_to_fmri process_utils.train_synthesis: latent_dimension (7, 7, 7) = 343 units,
+    # n_channels = 4 convolution filters (lr 2.98e-3 is the registered default);
+    # attention_dim unverified (the attention's key width is not a named hyper-parameter there)
+    "topo-attention": {"latent": 343, "attention_dim": 64, "filters": 4},
+    "rnn-seq2seq": {"hidden": 128, "layers": 2},  # unverified (the poster gives no sizes)
 }
 LEAKY_REGIMES = ("shuffled",)
 LEAKY_BANNER = ("LEAKY SPLIT: {regime} folds put near-copies of test samples into training; "
