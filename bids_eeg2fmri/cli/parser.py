@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--window-trs", dest="window_trs", type=int, metavar="N",
                    help="fMRI→EEG: BOLD volumes per sample (default 50)")
     g.add_argument("--horizon-trs", dest="horizon_trs", type=int, metavar="N",
-                   help="fMRI→EEG: EEG TRs predicted per sample, centred in the window (default 5)")
+                   help="fMRI→EEG: EEG TRs predicted per sample, centred in the window, or "
+                        "ending --hrf-lag before its end (default 5)")
     g.add_argument("--weight-decay", dest="weight_decay", type=float, metavar="W",
                    help="AdamW weight decay of the deep models (default 0.01)")
     g.add_argument("--eeg-features", dest="eeg_features", choices=("spectrogram", "bands", "raw"),
