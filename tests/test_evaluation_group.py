@@ -52,7 +52,7 @@ def test_presets_fill_settings_the_user_left_at_default(tmp_path):
     assert window.lag == 2 and window.window == 15  # 4 s at TR 2 s; 30 s window
     sizes = size_hparams("paper", ["mlp", "ridge"], {"mlp": {"hidden": 256, "layers": 2},
                                                      "ridge": {"alphas": []}})
-    assert sizes == {"mlp": {"hidden": 1024, "layers": 3}, "ridge": {}}
+    assert sizes == {"mlp": {"hidden": 1000, "layers": 3}, "ridge": {}}
     assert size_hparams("small", ["mlp"], {"mlp": {"hidden": 256}}) == {}
     with pytest.raises(UsageError, match="intensity"):
         Config.from_sources({"target_domain": "intensity"})  # direction both

@@ -75,11 +75,16 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 #: source of every value is in docs/evaluation.md (*Sources*); "unverified" there means neither
 #: the paper's text nor code in reach states it.
 PAPER_SIZES: dict[str, dict[str, Any]] = {
-    "mlp": {"hidden": 1024, "layers": 3},  # unverified (Bricman & Borst 2021: code not found)
-    "cnn": {"filters": 32, "embedding": 64, "hidden": 512},  # unverified (as mlp)
-    # unverified (Bricman & Borst's transformer: code not found)
-    "transformer": {"d_model": 256, "heads": 8, "encoder_layers": 4, "decoder_layers": 4,
-                    "ff": 1024},
+    # paulbricman/EEG2fMRI code/model.py DenseModel: three 1000-wide hidden layers, dropout 0.5,
+    # a 100-unit per-channel embedding (their output bottleneck of 100 units is left out)
+    "mlp": {"hidden": 1000, "layers": 3, "dropout": 0.5, "embedding": 100},
+    # unverified: their ConvolutionalModel (512 filters across all channels, 1000-wide dense
+    # layers, a 16-filter 3-D decoder) has no per-channel counterpart of these sizes
+    "cnn": {"filters": 32, "embedding": 64, "hidden": 512},
+    # paulbricman/EEG2fMRI code/model.py TransformerModel: nn.Transformer(d_model=64,
+    # dim_feedforward=512, dropout=0.5) with torch's default 8 heads and 6 + 6 layers
+    "transformer": {"d_model": 64, "heads": 8, "encoder_layers": 6, "decoder_layers": 6,
+                    "ff": 512, "dropout": 0.5},
     # unverified (Bruno et al. 2025: code not found)
     "transformer-cnn": {"latent": 128, "filters": 32, "d_model": 256, "heads": 8,
                         "encoder_layers": 4, "decoder_layers": 4, "ff": 1024},
