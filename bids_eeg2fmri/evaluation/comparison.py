@@ -77,8 +77,10 @@ class Reported:
 
 #: The seed papers' headline numbers (as quoted in the issue "Evaluate like the field").
 PAPERS = (
-    Reported("Calhas 2023", "NODDI", "eeg2fmri", "ssim_volume3d", "intensity", 0.46,
-             "intensity volumes, native grid"),
+    # Metric per DCalhas/eeg_to_fmri src/utils/metrics.py: 2-D SSIM of every 3rd axial slice
+    # (tf.image.ssim); the value itself is unverified (docs/evaluation.md, Sources).
+    Reported("Calhas 2023", "NODDI", "eeg2fmri", "ssim_slices2d", "intensity", 0.46,
+             "intensity volumes z-scored per subject, native grid; every 3rd slice"),
     Reported("Bruno 2025", "NODDI", "eeg2fmri", "ssim_volume3d", "intensity", 0.56,
              "64×64×30 resize, min-max normalised"),
     Reported("Bruno 2025", "NODDI", "eeg2fmri", "psnr_volume", "intensity", 25.92,
