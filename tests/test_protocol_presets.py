@@ -5,6 +5,7 @@ from __future__ import annotations
 import mne
 import numpy as np
 import pytest
+from test_eeg_workflow import N_VOL as W_N_VOL, TR as W_TR, _eeg_file, eeglab_bids  # noqa: F401
 
 from bids_eeg2fmri.config import Config
 from bids_eeg2fmri.eeg.pipeline import spectral_features, write_spectrogram_h5
@@ -86,3 +87,29 @@ def test_group_warns_when_derivatives_lack_the_protocols_participant_settings(tm
     assert participant_warnings("poster", [("sub-02_run-1", plain)]) == []
     assert participant_warnings("", [("sub-02_run-1", plain)]) == []
     assert mismatches("calhas2023", {}) and "not recorded" in mismatches("calhas2023", {})[0]
+
+
+def test_participant_workflow_records_the_protocol_in_the_sidecar(eeglab_bids, tmp_path):  # noqa: F811
+    import json
+
+    import h5py
+
+    from bids_eeg2fmri.workflows.eeg import init_eeg_preproc_wf
+
+    out = tmp_path / "out"
+    config = Config.from_sources({"output_dir": str(out), "bids_dir": str(eeglab_bids),
+                                  "protocol": "calhas2023"})
+    wf = init_eeg_preproc_wf(config=config, metadata={"RepetitionTime": W_TR,
+                                                      "NumberOfVolumes": W_N_VOL,
+                                                      "PowerLineFrequency": 60})
+    wf.base_dir = str(tmp_path / "work")
+    wf.inputs.inputnode.eeg_file = str(_eeg_file(eeglab_bids))
+    wf.run()
+    stem = out / "sub-01" / "eeg" / "sub-01_task-rest_desc-stft_spectrogram"
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    assert meta["Protocol"]["Name"] == "calhas2023"
+    assert meta["STFT"]["WindowTRs"] == 1.0 and meta["STFT"]["FramesPerVolume"] == 10
+    assert mismatches("calhas2023", meta) == []
+    with h5py.File(stem.with_suffix(".h5")) as f:
+        # TR 2 s at 250 Hz: 500-sample frames, bins 1 … ⌊500/4⌋ − 1 = 124 (f < fs/4), 10 frames.
+        assert f["spectrogram"].shape[2:] == (124, 10)
