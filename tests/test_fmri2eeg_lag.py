@@ -76,3 +76,18 @@ def test_rnn_reads_its_states_where_the_lagged_window_puts_the_targets():
         shape = fmri2eeg_shape(spec, SequenceSpec(window=10, horizon=4, lag=lag))
         assert ModelShape.from_dict(shape.to_dict()) == shape
         assert registry.build("rnn-seq2seq", shape, {}, direction="fmri2eeg").offset == offset
+
+
+def test_blocked_folds_keep_lagged_windows_apart():
+    runs, spec, _ = simulate(n_subjects=2, n_volumes=150, seed=1)
+    window = SequenceSpec(window=12, horizon=2, lag=4)
+    samples = index_samples(runs, window)
+    folds = make_folds(samples, "blocked", spec=window, tr=spec.tr, k=3)
+    assert window.min_buffer(spec.tr) == 12 + 10  # the lag lies inside the window
+    for f in folds:
+        tr_, te = samples.iloc[f.train], samples.iloc[f.test]
+        for r in te["run_index"].unique():
+            a = window.window_start(tr_[tr_.run_index == r].volume.to_numpy())
+            b = window.window_start(te[te.run_index == r].volume.to_numpy())
+            # No training window shares a BOLD volume (or a predicted TR) with a test window.
+            assert np.abs(a[:, None] - b[None]).min() >= window.window
