@@ -250,12 +250,15 @@ class Config:
         if ee.stft_window <= 0 or not 0 <= ee.stft_overlap < 1:
             raise UsageError("eeg.stft_window must be > 0 s and eeg.stft_overlap in [0, 1)")
         _choice("eeg.stft_scale", ee.stft_scale, ("log-power", "magnitude"))
-        if ee.stft_window_trs < 0 or ee.stft_fmin < 0 or ee.stft_fmax < 0 \
-                or (ee.stft_fmax and not ee.stft_fmin < ee.stft_fmax <= ee.eeg_sfreq / 2):
-            raise UsageError(f"eeg.stft_window_trs, stft_fmin and stft_fmax must be >= 0, with "
-                             f"stft_fmin < stft_fmax <= eeg_sfreq / 2 = {ee.eeg_sfreq / 2:g} Hz "
-                             f"when stft_fmax is set; got {ee.stft_window_trs}, {ee.stft_fmin}, "
-                             f"{ee.stft_fmax}")
+        top = ee.stft_fmax or ee.eeg_h_freq
+        if ee.stft_fmin < 0 or ee.stft_fmax < 0 or not ee.stft_fmin < top <= ee.eeg_sfreq / 2:
+            raise UsageError(f"eeg.stft_fmin and stft_fmax must be >= 0 with stft_fmin < stft_fmax "
+                             f"(0: eeg_h_freq) <= eeg_sfreq / 2 = {ee.eeg_sfreq / 2:g} Hz; got "
+                             f"{ee.stft_fmin}, {ee.stft_fmax}")
+        if not 0 <= ee.stft_window_trs <= ee.stft_context + 1:
+            # A frame longer than the segment (the volume's TR plus its context) cannot be cut.
+            raise UsageError(f"eeg.stft_window_trs must lie in [0, stft_context + 1 = "
+                             f"{ee.stft_context + 1}] TRs; got {ee.stft_window_trs}")
         _choice("eeg.eeg_output_format", ee.eeg_output_format, ("brainvision", "fif"))
         if not 0 < ee.min_eeg_coverage <= 1:
             raise UsageError(f"eeg.min_eeg_coverage must lie in (0, 1], got {ee.min_eeg_coverage}")

@@ -62,6 +62,10 @@ def test_preset_fills_only_what_the_user_left_at_its_default(tmp_path):
         Config.from_sources({"protocol": "bricman2021", "analysis_level": "group"})
     with pytest.raises(UsageError, match="stft_fmax"):
         Config.from_sources({"stft_fmax": 200.0})
+    with pytest.raises(UsageError, match="stft_fmin"):
+        Config.from_sources({"stft_fmin": 40.0})  # above the 30 Hz top of the default band
+    with pytest.raises(UsageError, match="stft_window_trs"):
+        Config.from_sources({"stft_window_trs": 2.0})  # a 1-TR segment holds no 2-TR frame
 
 
 def _sidecar(config: Config, tmp_path) -> dict:
