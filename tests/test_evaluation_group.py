@@ -138,6 +138,9 @@ def test_each_protocol_runs_end_to_end(group_run, tmp_path, protocol):  # noqa: 
     card = json.loads((copy / "models" / direction / "ridge" / "model.json").read_text())
     html = (copy / "group.html").read_text()
     assert card["Evaluation"]["Protocol"] == protocol
+    # The demo's derivatives were preprocessed without the protocol: the report says so.
+    warned = f"were not preprocessed with --protocol {protocol}" in html
+    assert warned == bool(PROTOCOLS[protocol]["participant"])
     if protocol == "bricman2021":
         assert set(table["split"]) == {"leak-free", "leaky"}
         assert "LEAKY SPLIT" in html and "LEAKY SPLIT" in card["Evaluation"]["LeakySplit"]
