@@ -86,18 +86,23 @@ def test_real_eeglab_band_power_matches_independent_welch(eeglab_bids, tmp_path)
                 assert rel < 0.10, (lo, hi, rel)
 
 
-def test_workflow_writes_the_three_derivatives(eeglab_bids, tmp_path):
+def run_eeg_workflow(root: Path, tmp_path: Path, **options) -> Path:
+    """Run the EEG workflow on the tutorial recording with ``options``; return the output dir."""
     from bids_eeg2fmri.workflows.eeg import init_eeg_preproc_wf
 
     out = tmp_path / "out"
-    config = Config.from_sources({"output_dir": str(out), "bids_dir": str(eeglab_bids),
-                                  "stft_scale": "magnitude"})
+    config = Config.from_sources({"output_dir": str(out), "bids_dir": str(root), **options})
     wf = init_eeg_preproc_wf(config=config, metadata={"RepetitionTime": TR,
                                                       "NumberOfVolumes": N_VOL,
                                                       "PowerLineFrequency": 60})
     wf.base_dir = str(tmp_path / "work")
-    wf.inputs.inputnode.eeg_file = str(_eeg_file(eeglab_bids))
+    wf.inputs.inputnode.eeg_file = str(_eeg_file(root))
     wf.run()
+    return out
+
+
+def test_workflow_writes_the_three_derivatives(eeglab_bids, tmp_path):
+    out = run_eeg_workflow(eeglab_bids, tmp_path, stft_scale="magnitude")
     eeg_dir = out / "sub-01" / "eeg"
     fif = eeg_dir / "sub-01_task-rest_desc-preproc_eeg.vhdr"
     h5 = eeg_dir / "sub-01_task-rest_desc-stft_spectrogram.h5"

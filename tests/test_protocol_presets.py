@@ -5,7 +5,7 @@ from __future__ import annotations
 import mne
 import numpy as np
 import pytest
-from test_eeg_workflow import N_VOL as W_N_VOL, TR as W_TR, _eeg_file, eeglab_bids  # noqa: F401
+from test_eeg_workflow import eeglab_bids, run_eeg_workflow  # noqa: F401  (fixture)
 
 from bids_eeg2fmri.config import Config
 from bids_eeg2fmri.eeg.pipeline import spectral_features, write_spectrogram_h5
@@ -98,17 +98,7 @@ def test_participant_workflow_records_the_protocol_in_the_sidecar(eeglab_bids, t
 
     import h5py
 
-    from bids_eeg2fmri.workflows.eeg import init_eeg_preproc_wf
-
-    out = tmp_path / "out"
-    config = Config.from_sources({"output_dir": str(out), "bids_dir": str(eeglab_bids),
-                                  "protocol": "calhas2023"})
-    wf = init_eeg_preproc_wf(config=config, metadata={"RepetitionTime": W_TR,
-                                                      "NumberOfVolumes": W_N_VOL,
-                                                      "PowerLineFrequency": 60})
-    wf.base_dir = str(tmp_path / "work")
-    wf.inputs.inputnode.eeg_file = str(_eeg_file(eeglab_bids))
-    wf.run()
+    out = run_eeg_workflow(eeglab_bids, tmp_path, protocol="calhas2023")
     stem = out / "sub-01" / "eeg" / "sub-01_task-rest_desc-stft_spectrogram"
     meta = json.loads(stem.with_suffix(".json").read_text())
     assert meta["Protocol"]["Name"] == "calhas2023"
