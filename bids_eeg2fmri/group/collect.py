@@ -26,246 +26,30 @@ are paired with that offset (:func:`~bids_eeg2fmri.data.readers.read_spectrogram
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 
-from ..bids.derivatives import SOURCE_ENTITIES, atomic_path, parse_entities
-from ..bids.runkey import run_entities, run_key
+from ..bids.derivatives import atomic_path
 from ..errors import DataError, ExitCode, UsageError, UserError
-from ..fmri.io import write_masked_series
-from ..evaluation.domains import minmax_volumes, resize_grid
-from ..fmri.model_ready import model_ready
 from ..data.montage import Montage, conform, montage_for_runs
 from ..data.readers import load_run, non_steady_flags, read_spectrogram
 from ..data.regions import NON_GM, gm_region_labels
 from ..data.windows import DataSpec, RunArrays
+# Re-exported: callers import the run index and the model-grid series from here.
+from .runfiles import SPACE, RunFiles, find_runs, read_json, sidecar_of  # noqa: F401
+from .series import (_downsample, discarded_volumes, model_grid_series,  # noqa: F401
+                     repetition_time, series_mask)
 
 log = logging.getLogger("bids_eeg2fmri")
 
-SPACE = "MNI152NLin2009aSym"
 MIN_REGION_VOXELS = 2
-
-
-@dataclass
-class RunFiles:
-    """The derivatives of one source run (``key`` = its entities, e.g. ``sub-01_task-rest_run-1``)."""
-
-    key: str
-    subject: str
-    entities: dict[str, str]
-    spectrogram: Path | None = None
-    preproc_bold: Path | None = None
-    model_bold: dict[int, Path] = field(default_factory=dict)
-    mask: Path | None = None
-    confounds: Path | None = None
-
-    @property
-    def paired(self) -> bool:
-        """True when the run has both a spectrogram and a BOLD series."""
-        return self.spectrogram is not None and (self.preproc_bold is not None or bool(self.model_bold))
-
-    @property
-    def run_label(self) -> str:
-        """The key without the subject (``task-rest_run-1``): unique within a subject."""
-        return "_".join(f"{k}-{v}" for k, v in self.entities.items() if k != "sub") or "1"
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A sidecar's content; a missing or broken sidecar is a :class:`DataError` naming it."""
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError("sidecar is missing", path=path) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read sidecar: {exc}", path=path) from None
-
-
-def sidecar_of(path: Path) -> Path:
-    """``x.nii.gz``/``x.h5`` → ``x.json``."""
-    return path.with_name(path.name.split(".")[0] + ".json")
-
-
-def find_runs(out_dir: str | os.PathLike, *, participant_label: Sequence[str] = ()) -> list[RunFiles]:
-    """Index the participant derivatives of ``out_dir`` by source run.
-
-    Parameters
-    ----------
-    out_dir
-        The derivatives dataset written by the participant level.
-    participant_label
-        Restrict to these participants (bare labels); default all.
-
-    Returns
-    -------
-    list of RunFiles
-        Sorted by key; runs with no spectrogram and no BOLD are left out.
-
-    Raises
-    ------
-    UserError
-        Exit 66 when ``out_dir`` holds no participant-level outputs; exit 18 when the selected
-        participants have none.
-    """
-    from bids.layout import BIDSLayout
-
-    out = Path(out_dir)
-    if not (out / "dataset_description.json").is_file():
-        raise UserError("no participant-level outputs here: run the participant level first",
-                        ExitCode.NO_INPUT, out)
-    layout = BIDSLayout(str(out), validate=False, config=["bids", "derivatives"])
-    runs: dict[str, RunFiles] = {}
-    for f in layout.get(extension=[".h5", ".nii.gz", ".tsv"]):
-        path = Path(f.path)
-        ents = parse_entities(path)
-        if "sub" not in ents or path.name.startswith("."):
-            continue
-        key = run_key(ents)
-        desc, suffix, space = ents.get("desc"), ents["suffix"], ents.get("space")
-        run = runs.setdefault(key, RunFiles(key, ents["sub"], run_entities(ents)))
-        if suffix == "spectrogram" and desc == "stft":
-            run.spectrogram = _only(run.spectrogram, path, key)
-        elif suffix == "bold" and space == SPACE and desc == "preproc":
-            run.preproc_bold = _only(run.preproc_bold, path, key)
-        elif suffix == "bold" and space == SPACE and desc == "model" and ents.get("res", "").isdigit():
-            run.model_bold[int(ents["res"])] = path
-        elif suffix == "mask" and space == SPACE and desc == "brain":
-            run.mask = path
-        elif suffix == "timeseries" and desc == "confounds":
-            run.confounds = path
-    if not runs:
-        raise UserError("no participant-level derivatives here: run the participant level first",
-                        ExitCode.NO_INPUT, out)
-    selected = [r for k, r in sorted(runs.items())
-                if not participant_label or r.subject in participant_label]
-    selected = [r for r in selected if r.spectrogram is not None or r.paired]
-    if not selected:
-        raise UserError(f"no derivatives of participant(s) {', '.join(participant_label)}",
-                        ExitCode.NO_DATA_SELECTED, out)
-    return selected
-
-
-def _only(current: Path | None, path: Path, key: str) -> Path:
-    """Refuse a file of another source run (``dir``, ``rec``, ``echo``…) under the same run key:
-    it would be paired arbitrarily. Outputs of one source (e.g. two resolutions) keep the last."""
-    if current is not None and _source(current) != _source(path):
-        raise DataError(f"two derivatives for run {key} ({current.name}, {path.name}); select one "
-                        "with --bids-filter-file at the participant level", path=path)
-    return path
-
-
-def _source(path: Path) -> dict[str, str]:
-    ents = parse_entities(path)
-    return {k: ents[k] for k in SOURCE_ENTITIES if k in ents}
-
-
-# ----------------------------------------------------------------------------- model grid
-def discarded_volumes(bold: Path) -> int:
-    """Leading volumes of the original run missing from a BOLD derivative (its sidecar)."""
-    meta = read_json(sidecar_of(bold))
-    return int(meta.get("NumberOfVolumesDiscardedByUser", 0) or 0)
-
-
-def repetition_time(bold: Path) -> float:
-    """The sidecar's ``RepetitionTime`` (the NIfTI header's when the sidecar lacks it)."""
-    meta = read_json(sidecar_of(bold))
-    tr = meta.get("RepetitionTime") or nib.load(os.fspath(bold)).header.get_zooms()[3]
-    if not tr or float(tr) <= 0:
-        raise DataError("no positive RepetitionTime in the sidecar or header", path=bold)
-    return float(tr)
-
-
-def model_grid_series(run: RunFiles, res: int, cache_dir: Path,
-                      domain: str = "fluctuations", grid: str = "model") -> Path:
-    """The run's model-ready BOLD on the ``res`` mm template grid.
-
-    The participant level's ``desc-model_bold`` when it exists at that resolution; otherwise
-    derived from ``desc-preproc`` (averaged over the mask inside each coarse voxel, then
-    detrended and z-scored per voxel with :func:`~bids_eeg2fmri.fmri.model_ready.model_ready`,
-    fitted on the volumes not flagged non-steady) and cached in ``cache_dir`` next to a copy of its
-    sidecar. In the ``intensity`` domain the averaged intensities are min-max normalised per
-    volume instead (:func:`~bids_eeg2fmri.evaluation.domains.minmax_volumes`), always from
-    ``desc-preproc``, on the model grid or (``grid="resize"``) the 64×64×30 resize of the
-    template's field of view.
-    """
-    if res in run.model_bold and domain == "fluctuations" and grid == "model":
-        return run.model_bold[res]
-    if run.preproc_bold is None:
-        raise DataError(f"{run.key}: no BOLD series", path=run.spectrogram)
-    if run.mask is None:
-        raise DataError(f"{run.key}: desc-preproc_bold has no desc-brain_mask beside it",
-                        path=run.preproc_bold)
-    conf_stamp = run.confounds.stat().st_mtime_ns if run.confounds is not None else ""
-    digest = hashlib.sha1(f"{run.preproc_bold.resolve()}|{run.preproc_bold.stat().st_mtime_ns}|"
-                          f"{res}|{grid}|{conf_stamp}".encode()).hexdigest()[:12]
-    desc = "model" if domain == "fluctuations" else "intensity"
-    dest = cache_dir / f"{run.key}_res-{res}_desc-{desc}_bold_{digest}.nii.gz"
-    if dest.exists():
-        return dest
-    from ..resources.templates import template_grid
-
-    log.info("%s: deriving the %s %s series from desc-preproc", run.key,
-             f"{res} mm" if grid == "model" else "resized", desc)
-    img = nib.load(os.fspath(run.preproc_bold))
-    mask_img = nib.load(os.fspath(run.mask))
-    if img.ndim != 4 or mask_img.shape != img.shape[:3]:
-        raise DataError(f"BOLD {img.shape} and mask {mask_img.shape} do not share a grid",
-                        path=run.preproc_bold)
-    shape, affine = template_grid(res) if grid == "model" else resize_grid()
-    values, mask = _downsample(np.asarray(img.dataobj, dtype=np.float32),
-                               np.asarray(mask_img.dataobj) > 0, img.affine, shape, affine)
-    tr = repetition_time(run.preproc_bold)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    steady = ~non_steady_flags(values.shape[1], run.confounds, sidecar_of(run.preproc_bold))
-    write_masked_series(dest, model_ready(values, sample_mask=steady) if domain == "fluctuations"
-                        else minmax_volumes(values, axis=0), mask, affine, tr)  # atomic itself
-    meta = read_json(sidecar_of(run.preproc_bold))
-    with atomic_path(sidecar_of(dest)) as tmp:
-        tmp.write_text(json.dumps(meta))
-    return dest
-
-
-def _downsample(data: np.ndarray, mask: np.ndarray, src_affine: np.ndarray,
-                shape: tuple[int, int, int], affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Masked box average of a fine series at the voxel centres of a coarser grid.
-
-    Returns ``(voxels, t)`` values inside the coarse mask (coarse voxels whose centre falls on
-    brain) and that mask.
-    """
-    from scipy.ndimage import map_coordinates, uniform_filter
-
-    ratio = np.abs(np.diag(affine)[:3]) / np.abs(np.diag(src_affine)[:3])
-    size = [max(1, int(round(r))) for r in ratio]
-    ijk = np.indices(shape, dtype=np.float32).reshape(3, -1)
-    to_src = np.linalg.inv(src_affine) @ affine
-    coords = to_src[:3, :3] @ ijk + to_src[:3, 3:4]
-    m = mask.astype(np.float32)
-    weight = uniform_filter(m, size=size, mode="constant")
-    w_at = map_coordinates(weight, coords, order=0, mode="constant", cval=0.0)
-    centre = map_coordinates(m, coords, order=0, mode="constant", cval=0.0) > 0
-    coarse = (centre & (w_at > 0)).reshape(shape)
-    sel = coords[:, coarse.ravel()]
-    w_sel = w_at[coarse.ravel()]
-    out = np.empty((int(coarse.sum()), data.shape[3]), dtype=np.float32)
-    for t in range(data.shape[3]):
-        # Averaging only brain voxels: zeros outside the mask would darken edge voxels.
-        num = uniform_filter(data[..., t] * m, size=size, mode="constant")
-        out[:, t] = map_coordinates(num, sel, order=0, mode="constant") / w_sel
-    return out, coarse
-
-
-def series_mask(bold: Path) -> np.ndarray:
-    """Voxels of a model-ready series that vary over time (the series is zero outside its mask)."""
-    data = np.asarray(nib.load(os.fspath(bold)).dataobj, dtype=np.float32)
-    return data.std(axis=3) > 0
-
 
 # ----------------------------------------------------------------------------- assembled data
 @dataclass
