@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from ..data.montage import Montage, conform, montage_for_runs
 from ..data.readers import load_run, non_steady_flags, read_spectrogram
 from ..data.regions import NON_GM, gm_region_labels
 from ..data.windows import DataSpec, RunArrays
+from ..evaluation.crossdomain import OtherDomain, other_domain
 # Re-exported: callers import the run index and the model-grid series from here.
 from .runfiles import SPACE, RunFiles, find_runs, read_json, sidecar_of  # noqa: F401
 from .series import (_downsample, discarded_volumes, model_grid_series,  # noqa: F401
@@ -68,6 +70,10 @@ class GroupData:
     atlas: str | None
     fmri_input: str = "regions"
     montage: Montage | None = None
+    #: The metric domain of the BOLD arrays (fMRI→EEG: always fluctuations).
+    domain: str = "fluctuations"
+    #: EEG→fMRI targets in the other domain, for scoring there (None when not derivable).
+    other: OtherDomain | None = None
 
     @property
     def subjects(self) -> list[str]:
@@ -179,31 +185,51 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
         raise UserError("no run has both EEG and BOLD derivatives: nothing to train on",
                         ExitCode.NO_DATA_SELECTED)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    series = [model_grid_series(r, res, cache_dir / "model_bold", target_domain, intensity_grid)
-              for r in paired]
-    common, affine = _common_mask(series)
-    targets = {d: _targets(d, common, affine, series[0], target=target, atlas=atlas,
+    # EEG→fMRI reads its target domain; fMRI→EEG always reads fluctuations on the model grid.
+    want = {d: (target_domain, intensity_grid) if d == "eeg2fmri" else ("fluctuations", "model")
+            for d in directions}
+    series = {key: [model_grid_series(r, res, cache_dir / "model_bold", *key) for r in paired]
+              for key in dict.fromkeys(want.values())}
+    offsets = {key: [discarded_volumes(bold) for bold in paths] for key, paths in series.items()}
+    other = (_other_series(paired, res, cache_dir, series, offsets, want["eeg2fmri"])
+             if "eeg2fmri" in directions else None)
+    read = {d: [want[d]] + ([other] if d == "eeg2fmri" and other else []) for d in directions}
+    commons = {d: _common_mask([p for key in read[d] for p in series[key]]) for d in directions}
+    targets = {d: _targets(d, *commons[d], series[want[d]][0], target=target, atlas=atlas,
                            regions=regions, fmri_input=fmri_input, cache_dir=cache_dir)
                for d in directions}
-    offsets = [discarded_volumes(bold) for bold in series]
+    uses = Counter(key for keys in read.values() for key in keys)
     montage, positions = montage_for_runs({f.key: f.spectrogram for f in paired}, eeg_channels)
     arrays: dict[str, list[tuple[RunArrays, DataSpec]]] = {d: [] for d in directions}
-    for f, bold, offset in zip(paired, series, offsets):
-        img = nib.load(os.fspath(bold))
-        if len(directions) > 1:
-            img = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine, img.header)
-        eeg, valid, chans, freqs = read_spectrogram(f.spectrogram, img.shape[3], offset)
-        flags = None if f.confounds else non_steady_flags(img.shape[3], sidecar=sidecar_of(bold))
-        eeg = conform(eeg, chans, montage, positions=positions, interpolate=True,
-                      path=f.spectrogram)
-        spectrum = (eeg, valid, list(montage.channels), freqs)
-        for d in directions:
+    other_bold: list[np.ndarray] = []
+    for i, f in enumerate(paired):
+        images: dict[tuple[str, str], nib.Nifti1Image] = {}
+        spectra: dict[tuple[int, int], tuple] = {}
+        for d, key in [(d, k) for d in directions for k in read[d]]:
+            bold, offset = series[key][i], offsets[key][i]
+            if key not in images:
+                img = nib.load(os.fspath(bold))
+                if uses[key] > 1:  # read once for every target set that uses it
+                    img = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine,
+                                          img.header)
+                images[key] = img
+            img = images[key]
+            if (img.shape[3], offset) not in spectra:
+                eeg, valid, chans, freqs = read_spectrogram(f.spectrogram, img.shape[3], offset)
+                eeg = conform(eeg, chans, montage, positions=positions, interpolate=True,
+                              path=f.spectrogram)
+                spectra[img.shape[3], offset] = (eeg, valid, list(montage.channels), freqs)
+            flags = None if f.confounds else non_steady_flags(img.shape[3], sidecar=sidecar_of(bold))
             labels, names, mask_path = targets[d]
             run, spec = load_run(f.spectrogram, bold, subject=f.subject, run=f.run_label,
                                  mask=mask_path, atlas_labels=labels, confounds=f.confounds,
                                  non_steady=flags,
                                  tr=repetition_time(bold), volume_offset=offset,
-                                 cache_dir=cache_dir / "arrays", image=img, spectrum=spectrum)
+                                 cache_dir=cache_dir / "arrays", image=img,
+                                 spectrum=spectra[img.shape[3], offset])
+            if key == other and d == "eeg2fmri":
+                other_bold.append(run.bold)
+                continue
             if names is not None:
                 spec.region_names = list(names)
             arrays[d].append((run, spec))
@@ -211,14 +237,42 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
     for d in directions:
         runs = _consistent(arrays[d], paired)
         if d == "fmri2eeg" and expected_eeg is not None:
-            _add_truth(runs, paired, offsets, expected_eeg, montage, positions)
+            _add_truth(runs, paired, offsets[want[d]], expected_eeg, montage, positions)
         labels, names, _ = targets[d]
         pca = d == "fmri2eeg" and fmri_input == "pca"
         uses_atlas = not pca and (d == "fmri2eeg" or target == "regions")
+        common, affine = commons[d]
         out[d] = GroupData(d, runs, arrays[d][0][1], list(paired), tuple(common.shape), affine,
                            labels, names, res, atlas if uses_atlas else None,
-                           fmri_input if d == "fmri2eeg" else "regions", montage)
+                           fmri_input if d == "fmri2eeg" else "regions", montage,
+                           domain=want[d][0],
+                           other=OtherDomain(other[0], other_bold) if d == "eeg2fmri" and other
+                           else None)
     return out
+
+
+def _other_series(paired: list[RunFiles], res: int, cache_dir: Path,
+                  series: dict[tuple[str, str], list[Path]],
+                  offsets: dict[tuple[str, str], list[int]], trained: tuple[str, str]
+                  ) -> tuple[str, str] | None:
+    """Add the EEG→fMRI series of the domain the models do not train in (on the same grid) to
+    ``series`` and ``offsets``; its key, or None (with a warning) when a run lacks what it is
+    derived from or its volumes do not line up with the trained domain's."""
+    key = (other_domain(trained[0]), trained[1])
+    if key not in series:
+        try:
+            series[key] = [model_grid_series(r, res, cache_dir / "model_bold", *key)
+                           for r in paired]
+        except DataError as exc:
+            log.warning("EEG→fMRI is scored in the %s domain only: %s", trained[0], exc)
+            return None
+        offsets[key] = [discarded_volumes(bold) for bold in series[key]]
+    for a, b, oa, ob in zip(series[trained], series[key], offsets[trained], offsets[key]):
+        if oa != ob or nib.load(os.fspath(a)).shape != nib.load(os.fspath(b)).shape:
+            log.warning("EEG→fMRI is scored in the %s domain only: %s and %s hold different "
+                        "volumes", trained[0], a.name, b.name)
+            return None
+    return key
 
 
 def _targets(direction: str, common: np.ndarray, affine: np.ndarray, first: Path, *,
