@@ -54,8 +54,8 @@ def test_presets_fill_settings_the_user_left_at_default(tmp_path):
                                                      "ridge": {"alphas": []}})
     assert sizes == {"mlp": {"hidden": 1024, "layers": 3}, "ridge": {}}
     assert size_hparams("small", ["mlp"], {"mlp": {"hidden": 256}}) == {}
-    with pytest.raises(UsageError, match="intensity"):
-        Config.from_sources({"target_domain": "intensity"})  # direction both
+    # EEG→fMRI trains on intensity while fMRI→EEG keeps reading fluctuations.
+    assert Config.from_sources({"target_domain": "intensity"}).group.direction == "both"
     assert set(PROTOCOLS) == {"calhas2023", "bruno2025", "bricman2021", "poster"}
     note = evaluation_note(Config.from_sources({"protocol": "bruno2025"}))
     assert "intensity (resize grid)" in note and "eeg_h_freq = 30.0" in note
@@ -90,7 +90,9 @@ def test_baseline_columns_and_papers_table():
     assert row["mean_volume_here"] == pytest.approx(0.96) and row["reported"] == 0.56
     assert row["best_model_here"] == pytest.approx(0.97)
     assert t[t["paper"] == "Bruno 2025"]["mean_volume_here"].notna().any()
-    assert np.isnan(papers_table(table, "fluctuations")["mean_volume_here"].iloc[0])
+    # A run without the paper's domain (no intensity columns) says so.
+    row = papers_table(table, "fluctuations").iloc[0]
+    assert np.isnan(row["mean_volume_here"]) and "--target-domain intensity" in row["note"]
     assert len(t) == len(PAPERS)
 
 
