@@ -114,6 +114,37 @@ def test_group_tables_carry_every_metric_and_baseline(group_run):  # noqa: F811
     card = json.loads((out / "models" / "eeg2fmri" / "ridge" / "model.json").read_text())
     assert card["Evaluation"]["TargetDomain"] == "fluctuations"
     assert card["Config"]["target_domain"] == "fluctuations"
+    # The one default run scores both domains: TSV, report and card.
+    assert set(e2f["domain"]) == {"fluctuations"}
+    assert (e2f["intensity_data_range"] == 1.0).all()
+    assert {"intensity_r_temporal", "intensity_baseline_subject_mean_rmse",
+            "intensity_rmse_minus_best_baseline"} <= set(e2f.columns)
+    assert "intensity_r_temporal" in html and "mapped" in html
+    assert card["Evaluation"]["ScoredDomains"] == ["fluctuations", "intensity"]
+    assert "intensity_rmse" in card["CrossValidation"]["Metrics"]
+    gains = card["Evaluation"]["Model minus best baseline"]
+    assert {(g["domain"], g["scored"]) for g in gains if g["direction"] == "eeg2fmri"} == {
+        ("fluctuations", "trained"), ("intensity", "mapped")}
+
+
+@pytest.mark.slow
+def test_intensity_with_both_directions(group_run, tmp_path):  # noqa: F811
+    """EEG→fMRI trains on intensity (and is scored on fluctuations too) while fMRI→EEG, which
+    reads fluctuations, gives the same results as the default run's."""
+    out, bids = group_run["out"], group_run["bids"]
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    assert app([str(bids), str(copy), "group", "-w", str(tmp_path / "w"), *GROUP_ARGS,
+                "--models", "ridge", "--target-domain", "intensity"]) == 0
+    same = [pd.read_csv(metrics_path(o, "fmri2eeg", "ridge"), sep="\t", na_values="n/a")
+            for o in (out, copy)]
+    pd.testing.assert_frame_equal(same[0], same[1])
+    e2f = pd.read_csv(metrics_path(copy, "eeg2fmri", "ridge"), sep="\t", na_values="n/a")
+    assert set(e2f["domain"]) == {"intensity"} and (e2f["data_range"] == 1.0).all()
+    assert "fluctuations_r_temporal" in e2f and "fluctuations_baseline_train_mean_rmse" in e2f
+    card = json.loads((copy / "models" / "eeg2fmri" / "ridge" / "model.json").read_text())
+    assert card["Config"]["target_domain"] == "intensity"
+    assert card["Evaluation"]["ScoredDomains"] == ["intensity", "fluctuations"]
 
 
 # Small size: ridge only; three subjects (the poster's 5 folds need 5); band-power EEG inputs
