@@ -8,8 +8,9 @@ one derived from ``desc-preproc`` into the work dir when the participant level r
 
 Both directions work on the model grid (default 4 mm), the grid EEG→fMRI models predict:
 
-- **EEG→fMRI** targets are the model-ready voxels inside the mask common to every run, or the
-  atlas regions (their voxels inside that common mask); inputs are the spectrograms.
+- **EEG→fMRI** targets are the model-ready voxels (or intensities, ``--target-domain``) inside
+  the mask common to every run and both domains, or the atlas regions (their voxels inside that
+  common mask); inputs are the spectrograms. The other domain's targets come along for scoring.
 - **fMRI→EEG** inputs are the grey-matter parts of the atlas regions plus one non-GM part
   (:func:`~bids_eeg2fmri.data.regions.gm_region_labels` within the common mask), averaged from the
   model-ready series — detrended and z-scored per voxel, so every voxel weighs the same in its
@@ -145,7 +146,7 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
     """Paired runs as :class:`RunArrays` for each of ``directions`` (see the module docstring).
 
     Each spectrogram and each model-grid BOLD series is read once, whatever the number of
-    directions; the directions share the EEG arrays.
+    directions and domains; the directions share the EEG arrays.
 
     Parameters
     ----------
@@ -172,6 +173,12 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
     eeg_channels
         Runs with different channels: keep the ``common`` ones or ``interpolate`` the missing
         ones (:mod:`~bids_eeg2fmri.data.montage`).
+    target_domain, intensity_grid
+        The EEG→fMRI targets' metric domain and grid (:mod:`~bids_eeg2fmri.evaluation.domains`).
+        EEG→fMRI also gets the other domain's targets on the same grid
+        (``GroupData.other``, for :mod:`~bids_eeg2fmri.evaluation.crossdomain`), in the
+        voxels both domains share; fMRI→EEG always reads fluctuations on the model grid, so its
+        arrays do not depend on these options.
 
     Raises
     ------
