@@ -182,6 +182,9 @@ def test_each_protocol_runs_end_to_end(group_run, tmp_path, protocol):  # noqa: 
         # On the demo data the mean volume is near-perfect in the papers' whole-volume SSIM.
         assert table["baseline_train_mean_ssim_volume3d"].mean() > 0.9
         assert table["baseline_train_mean_ssim_brain"].mean() > 0.8
+        # The same run scores the fluctuation domain, where the mean volume is no image.
+        assert table["fluctuations_baseline_train_mean_ssim_brain"].mean() < 0.2
+        assert card["Evaluation"]["ScoredDomains"] == ["intensity", "fluctuations"]
         # Applying the model reproduces its domain: the synthesized BOLD says what it holds.
         model = copy / "models" / "eeg2fmri" / "ridge"
         assert app([str(bids), str(copy), "participant", "--participant-label", EEG_ONLY, "-w",
