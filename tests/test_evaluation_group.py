@@ -54,8 +54,8 @@ def test_presets_fill_settings_the_user_left_at_default(tmp_path):
                                                      "ridge": {"alphas": []}})
     assert sizes == {"mlp": {"hidden": 1000, "layers": 3}, "ridge": {}}
     assert size_hparams("small", ["mlp"], {"mlp": {"hidden": 256}}) == {}
-    with pytest.raises(UsageError, match="intensity"):
-        Config.from_sources({"target_domain": "intensity"})  # direction both
+    # EEG→fMRI trains on intensity while fMRI→EEG keeps reading fluctuations.
+    assert Config.from_sources({"target_domain": "intensity"}).group.direction == "both"
     assert set(PROTOCOLS) == {"calhas2023", "bruno2025", "bricman2021", "poster"}
     note = evaluation_note(Config.from_sources({"protocol": "bruno2025"}))
     assert "intensity (resize grid)" in note and "eeg_h_freq = 30.0" in note
@@ -90,7 +90,9 @@ def test_baseline_columns_and_papers_table():
     assert row["mean_volume_here"] == pytest.approx(0.96) and row["reported"] == 0.56
     assert row["best_model_here"] == pytest.approx(0.97)
     assert t[t["paper"] == "Bruno 2025"]["mean_volume_here"].notna().any()
-    assert np.isnan(papers_table(table, "fluctuations")["mean_volume_here"].iloc[0])
+    # A run without the paper's domain (no intensity columns) says so.
+    row = papers_table(table, "fluctuations").iloc[0]
+    assert np.isnan(row["mean_volume_here"]) and "--target-domain intensity" in row["note"]
     assert len(t) == len(PAPERS)
 
 
@@ -112,6 +114,37 @@ def test_group_tables_carry_every_metric_and_baseline(group_run):  # noqa: F811
     card = json.loads((out / "models" / "eeg2fmri" / "ridge" / "model.json").read_text())
     assert card["Evaluation"]["TargetDomain"] == "fluctuations"
     assert card["Config"]["target_domain"] == "fluctuations"
+    # The one default run scores both domains: TSV, report and card.
+    assert set(e2f["domain"]) == {"fluctuations"}
+    assert (e2f["intensity_data_range"] == 1.0).all()
+    assert {"intensity_r_temporal", "intensity_baseline_subject_mean_rmse",
+            "intensity_rmse_minus_best_baseline"} <= set(e2f.columns)
+    assert "intensity_r_temporal" in html and "mapped" in html
+    assert card["Evaluation"]["ScoredDomains"] == ["fluctuations", "intensity"]
+    assert "intensity_rmse" in card["CrossValidation"]["Metrics"]
+    gains = card["Evaluation"]["Model minus best baseline"]
+    assert {(g["domain"], g["scored"]) for g in gains if g["direction"] == "eeg2fmri"} == {
+        ("fluctuations", "trained"), ("intensity", "mapped")}
+
+
+@pytest.mark.slow
+def test_intensity_with_both_directions(group_run, tmp_path):  # noqa: F811
+    """EEG→fMRI trains on intensity (and is scored on fluctuations too) while fMRI→EEG, which
+    reads fluctuations, gives the same results as the default run's."""
+    out, bids = group_run["out"], group_run["bids"]
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    assert app([str(bids), str(copy), "group", "-w", str(tmp_path / "w"), *GROUP_ARGS,
+                "--models", "ridge", "--target-domain", "intensity"]) == 0
+    same = [pd.read_csv(metrics_path(o, "fmri2eeg", "ridge"), sep="\t", na_values="n/a")
+            for o in (out, copy)]
+    pd.testing.assert_frame_equal(same[0], same[1])
+    e2f = pd.read_csv(metrics_path(copy, "eeg2fmri", "ridge"), sep="\t", na_values="n/a")
+    assert set(e2f["domain"]) == {"intensity"} and (e2f["data_range"] == 1.0).all()
+    assert "fluctuations_r_temporal" in e2f and "fluctuations_baseline_train_mean_rmse" in e2f
+    card = json.loads((copy / "models" / "eeg2fmri" / "ridge" / "model.json").read_text())
+    assert card["Config"]["target_domain"] == "intensity"
+    assert card["Evaluation"]["ScoredDomains"] == ["intensity", "fluctuations"]
 
 
 # Small size: ridge only; three subjects (the poster's 5 folds need 5); band-power EEG inputs
@@ -152,6 +185,9 @@ def test_each_protocol_runs_end_to_end(group_run, tmp_path, protocol):  # noqa: 
         # On the demo data the mean volume is near-perfect in the papers' whole-volume SSIM.
         assert table["baseline_train_mean_ssim_volume3d"].mean() > 0.9
         assert table["baseline_train_mean_ssim_brain"].mean() > 0.8
+        # The same run scores the fluctuation domain, where the mean volume is no image.
+        assert table["fluctuations_baseline_train_mean_ssim_brain"].mean() < 0.2
+        assert card["Evaluation"]["ScoredDomains"] == ["intensity", "fluctuations"]
         # Applying the model reproduces its domain: the synthesized BOLD says what it holds.
         model = copy / "models" / "eeg2fmri" / "ridge"
         assert app([str(bids), str(copy), "participant", "--participant-label", EEG_ONLY, "-w",

@@ -4,7 +4,9 @@
 and ``<metric>_minus_best_baseline`` (model minus the best baseline; positive is better for
 scores, negative for errors). :data:`PAPERS` holds the seed papers' reported numbers with the
 metric and domain they were computed in, and :func:`papers_table` sets each beside what the
-training-mean volume scores on the same metric here — in the domain this run used.
+training-mean volume scores on the same metric here — in the paper's domain, which every
+EEG→fMRI run scores (the domain its models trained in, or predictions mapped to the other,
+:mod:`.crossdomain`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .domains import DOMAINS
 
 BASELINES = ("train_mean", "subject_mean", "subject_mean_fluct")
 
@@ -93,46 +97,77 @@ PAPERS = (
 )
 
 
+def domain_column(name: str, domain: str, trained: str) -> str:
+    """The fold table's column of ``name`` scored in ``domain`` when the models trained in
+    ``trained``: unprefixed in the trained domain, ``<domain>_<name>`` in the other."""
+    return name if domain == trained else f"{domain}_{name}"
+
+
 def papers_table(table: pd.DataFrame, domain: str) -> pd.DataFrame:
-    """Each reported number beside the mean volume's (and the best model's) score here.
+    """Each reported number beside the mean volume's (and the best model's) score here, in the
+    paper's own domain whichever domain the models trained in.
 
     Parameters
     ----------
     table
-        The group table (one row per direction, model and fold) with the baseline columns.
+        The group table (one row per direction, model and fold) with the baseline columns, and
+        the other domain's ``<domain>_`` columns (:mod:`.crossdomain`).
     domain
-        The EEG→fMRI target domain of this run.
+        The EEG→fMRI domain the models of this run trained in.
 
     Returns
     -------
     pandas.DataFrame
         ``paper``, ``dataset``, ``metric``, ``domain``, ``reported``, ``mean_volume_here``
-        (the training-mean baseline, mean over folds; NaN where this run's domain differs),
-        ``best_model_here`` and ``note``.
+        (the training-mean baseline, mean over folds; NaN where this run has no score in the
+        paper's domain), ``best_model_here`` (mapped from the trained domain where that differs)
+        and ``note``.
     """
     rows = []
     for p in PAPERS:
         here = table[table["direction"] == p.direction] if "direction" in table else table.iloc[:0]
-        same = p.direction == "fmri2eeg" or p.domain == domain
-        base_col = f"baseline_train_mean_{p.metric}"
-        model_col = p.metric  # the group table names the model's scores without a prefix
-        mean_here = (float(np.nanmean(here[base_col])) if same and base_col in here
-                     and here[base_col].notna().any() else float("nan"))
-        best = (float(here.groupby("model")[model_col].mean().max()) if same
-                and model_col in here and here[model_col].notna().any() else float("nan"))
+        own = p.direction == "fmri2eeg" or p.domain == domain
+        # The group table names the model's scores without a prefix.
+        base_col, model_col = (f"baseline_train_mean_{p.metric}", p.metric) if own else (
+            domain_column(f"baseline_train_mean_{p.metric}", p.domain, domain),
+            domain_column(p.metric, p.domain, domain))
+        scored = base_col in here and here[base_col].notna().any()
+        mean_here = float(np.nanmean(here[base_col])) if scored else float("nan")
+        best = (float(here.groupby("model")[model_col].mean().max())
+                if model_col in here and here[model_col].notna().any() else float("nan"))
+        note = p.note
+        if not own:
+            note = "; ".join(filter(None, [note, (
+                f"models trained on {domain}: their predictions mapped to {p.domain}" if scored
+                else f"this run has no {p.domain} scores: rerun with --target-domain "
+                     f"{p.domain}")]))
         rows.append({"paper": p.paper, "dataset": p.dataset, "metric": p.metric,
                      "domain": p.domain, "reported": p.value, "mean_volume_here": mean_here,
-                     "best_model_here": best,
-                     "note": p.note if same else f"{p.note}; this run scored the "
-                                                 f"{domain} domain: rerun with "
-                                                 f"--target-domain {p.domain}".lstrip("; ")})
+                     "best_model_here": best, "note": note})
     return pd.DataFrame(rows)
 
 
 def gains_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Per direction and model, the mean over folds of every ``<metric>_minus_best_baseline``."""
-    cols = [c for c in table.columns if c.endswith("_minus_best_baseline")]
+    """Per direction, model and scored domain, the mean over folds of every
+    ``<metric>_minus_best_baseline`` (``scored``: ``trained`` in the models' own domain,
+    ``mapped`` for EEG→fMRI predictions mapped to the other domain)."""
+    suffix = "_minus_best_baseline"
+    cols = [c for c in table.columns if c.endswith(suffix)]
     if not cols:
         return pd.DataFrame()
-    g = table.groupby(["direction", "model"], sort=False)[cols].mean().reset_index()
-    return g.rename(columns={c: c.removesuffix("_minus_best_baseline") for c in cols})
+    prefixed = {d: [c for c in cols if c.startswith(f"{d}_")] for d in DOMAINS}
+    own = [c for c in cols if not any(c in v for v in prefixed.values())]
+    rows = []
+    for (direction, model), g in table.groupby(["direction", "model"], sort=False):
+        trained = (g["domain"].dropna().iloc[0] if "domain" in g and g["domain"].notna().any()
+                   else "dB spectrogram" if direction == "fmri2eeg" else "fluctuations")
+        for dom, scored, mine in [(trained, "trained", own)] + [
+                (d, "mapped", c) for d, c in prefixed.items() if d != trained]:
+            values = g[mine].mean() if mine else pd.Series(dtype=float)
+            if values.notna().any():
+                rows.append({"direction": direction, "model": model, "domain": dom,
+                             "scored": scored,
+                             **{c.removesuffix(suffix).removeprefix(
+                                 "" if scored == "trained" else f"{dom}_"): v
+                                for c, v in values.items()}})
+    return pd.DataFrame(rows)

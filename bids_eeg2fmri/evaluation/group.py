@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..config import Config
 from .comparison import gains_table, papers_table
+from .crossdomain import other_domain
 from .protocols import LEAKY_BANNER, LEAKY_REGIMES, PROTOCOLS, leak_free_regime
 
 
@@ -53,6 +54,8 @@ def evaluation_note(config: Config) -> str:
     line = f"EEG→fMRI target domain: {gr.target_domain}"
     if gr.target_domain == "intensity":
         line += f" ({gr.intensity_grid} grid)"
+    line += (f"; also scored in the {other_domain(gr.target_domain)} domain (predictions "
+             f"mapped, columns {other_domain(gr.target_domain)}_*)")
     if gr.protocol:
         p = PROTOCOLS[gr.protocol]
         line += f"; protocol {gr.protocol}: {p['description']}"
@@ -81,19 +84,26 @@ def report_tables(table: pd.DataFrame, config: Config) -> list[tuple[str, str, p
          "Mean over folds of the model's score minus the best baseline's (training mean, the "
          "test subject's own mean from its other runs or blocks, and that mean plus the "
          "training-mean fluctuation) on the same metric and domain: positive is better for r, "
-         "SSIM and PSNR, negative for RMSE and MSE.", gains),
+         "SSIM and PSNR, negative for RMSE and MSE. EEG→fMRI is scored in both domains: "
+         "'trained' in the models' own, 'mapped' with the predictions mapped to the other "
+         "(baselines computed there).", gains),
         ("The papers' numbers vs the mean volume here",
          f"Each paper's reported number beside what the training-mean volume (and the best "
-         f"model) scores on the same metric here; EEG→fMRI domain of this run: "
-         f"{config.group.target_domain}. A reported number at or below the mean volume's is "
-         f"no evidence of prediction.", papers_table(table, config.group.target_domain)),
+         f"model) scores on the same metric in the paper's domain here; the EEG→fMRI models "
+         f"trained on {config.group.target_domain}. A reported number at or below the mean "
+         f"volume's is no evidence of prediction.",
+         papers_table(table, config.group.target_domain)),
     ]
 
 
 def card_evaluation(table: pd.DataFrame, config: Config, n_subjects: int) -> dict[str, Any]:
     """The model card's evaluation additions: domain, protocol, leak banner and the tables."""
     gr = config.group
-    out: dict[str, Any] = {"TargetDomain": gr.target_domain, "Protocol": gr.protocol or None,
+    mapped = other_domain(gr.target_domain)
+    out: dict[str, Any] = {"TargetDomain": gr.target_domain,
+                           "ScoredDomains": [gr.target_domain] + (
+                               [mapped] if any(c.startswith(f"{mapped}_") for c in table) else []),
+                           "Protocol": gr.protocol or None,
                            "ProtocolDescription": PROTOCOLS.get(gr.protocol, {}).get(
                                "description"),
                            "LeakySplit": banner(config, n_subjects)}

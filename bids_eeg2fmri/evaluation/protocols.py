@@ -139,10 +139,7 @@ def validate_evaluation(gr: Any, level: str = "group") -> None:
         raise UsageError(f"--cv {gr.cv}{source} is a leaky split: neighbouring samples share "
                          "most of their EEG window and haemodynamic signal; add "
                          "--allow-leaky-split to run it beside the leak-free result")
-    if gr.target_domain == "intensity" and gr.direction != "eeg2fmri":
-        # fMRI→EEG reads fluctuations; the two directions share one BOLD series per run.
-        raise UsageError("--target-domain intensity applies to EEG→fMRI targets; add "
-                         "--direction eeg2fmri")
+    # --target-domain is EEG→fMRI's: fMRI→EEG always reads fluctuations (group/collect.py).
 
 
 def size_hparams(size: str, models: list[str], available: dict[str, dict[str, Any]]

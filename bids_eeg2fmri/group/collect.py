@@ -8,8 +8,9 @@ one derived from ``desc-preproc`` into the work dir when the participant level r
 
 Both directions work on the model grid (default 4 mm), the grid EEG→fMRI models predict:
 
-- **EEG→fMRI** targets are the model-ready voxels inside the mask common to every run, or the
-  atlas regions (their voxels inside that common mask); inputs are the spectrograms.
+- **EEG→fMRI** targets are the model-ready voxels (or intensities, ``--target-domain``) inside
+  the mask common to every run and both domains, or the atlas regions (their voxels inside that
+  common mask); inputs are the spectrograms. The other domain's targets come along for scoring.
 - **fMRI→EEG** inputs are the grey-matter parts of the atlas regions plus one non-GM part
   (:func:`~bids_eeg2fmri.data.regions.gm_region_labels` within the common mask), averaged from the
   model-ready series — detrended and z-scored per voxel, so every voxel weighs the same in its
@@ -26,246 +27,32 @@ are paired with that offset (:func:`~bids_eeg2fmri.data.readers.read_spectrogram
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 
-from ..bids.derivatives import SOURCE_ENTITIES, atomic_path, parse_entities
-from ..bids.runkey import run_entities, run_key
+from ..bids.derivatives import atomic_path
 from ..errors import DataError, ExitCode, UsageError, UserError
-from ..fmri.io import write_masked_series
-from ..evaluation.domains import minmax_volumes, resize_grid
-from ..fmri.model_ready import model_ready
 from ..data.montage import Montage, conform, montage_for_runs
 from ..data.readers import load_run, non_steady_flags, read_spectrogram
 from ..data.regions import NON_GM, gm_region_labels
 from ..data.windows import DataSpec, RunArrays
+from ..evaluation.crossdomain import OtherDomain, other_domain
+# Re-exported: callers import the run index and the model-grid series from here.
+from .runfiles import SPACE, RunFiles, find_runs, read_json, sidecar_of  # noqa: F401
+from .series import (_downsample, discarded_volumes, model_grid_series,  # noqa: F401
+                     repetition_time, series_mask)
 
 log = logging.getLogger("bids_eeg2fmri")
 
-SPACE = "MNI152NLin2009aSym"
 MIN_REGION_VOXELS = 2
-
-
-@dataclass
-class RunFiles:
-    """The derivatives of one source run (``key`` = its entities, e.g. ``sub-01_task-rest_run-1``)."""
-
-    key: str
-    subject: str
-    entities: dict[str, str]
-    spectrogram: Path | None = None
-    preproc_bold: Path | None = None
-    model_bold: dict[int, Path] = field(default_factory=dict)
-    mask: Path | None = None
-    confounds: Path | None = None
-
-    @property
-    def paired(self) -> bool:
-        """True when the run has both a spectrogram and a BOLD series."""
-        return self.spectrogram is not None and (self.preproc_bold is not None or bool(self.model_bold))
-
-    @property
-    def run_label(self) -> str:
-        """The key without the subject (``task-rest_run-1``): unique within a subject."""
-        return "_".join(f"{k}-{v}" for k, v in self.entities.items() if k != "sub") or "1"
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A sidecar's content; a missing or broken sidecar is a :class:`DataError` naming it."""
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError("sidecar is missing", path=path) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read sidecar: {exc}", path=path) from None
-
-
-def sidecar_of(path: Path) -> Path:
-    """``x.nii.gz``/``x.h5`` → ``x.json``."""
-    return path.with_name(path.name.split(".")[0] + ".json")
-
-
-def find_runs(out_dir: str | os.PathLike, *, participant_label: Sequence[str] = ()) -> list[RunFiles]:
-    """Index the participant derivatives of ``out_dir`` by source run.
-
-    Parameters
-    ----------
-    out_dir
-        The derivatives dataset written by the participant level.
-    participant_label
-        Restrict to these participants (bare labels); default all.
-
-    Returns
-    -------
-    list of RunFiles
-        Sorted by key; runs with no spectrogram and no BOLD are left out.
-
-    Raises
-    ------
-    UserError
-        Exit 66 when ``out_dir`` holds no participant-level outputs; exit 18 when the selected
-        participants have none.
-    """
-    from bids.layout import BIDSLayout
-
-    out = Path(out_dir)
-    if not (out / "dataset_description.json").is_file():
-        raise UserError("no participant-level outputs here: run the participant level first",
-                        ExitCode.NO_INPUT, out)
-    layout = BIDSLayout(str(out), validate=False, config=["bids", "derivatives"])
-    runs: dict[str, RunFiles] = {}
-    for f in layout.get(extension=[".h5", ".nii.gz", ".tsv"]):
-        path = Path(f.path)
-        ents = parse_entities(path)
-        if "sub" not in ents or path.name.startswith("."):
-            continue
-        key = run_key(ents)
-        desc, suffix, space = ents.get("desc"), ents["suffix"], ents.get("space")
-        run = runs.setdefault(key, RunFiles(key, ents["sub"], run_entities(ents)))
-        if suffix == "spectrogram" and desc == "stft":
-            run.spectrogram = _only(run.spectrogram, path, key)
-        elif suffix == "bold" and space == SPACE and desc == "preproc":
-            run.preproc_bold = _only(run.preproc_bold, path, key)
-        elif suffix == "bold" and space == SPACE and desc == "model" and ents.get("res", "").isdigit():
-            run.model_bold[int(ents["res"])] = path
-        elif suffix == "mask" and space == SPACE and desc == "brain":
-            run.mask = path
-        elif suffix == "timeseries" and desc == "confounds":
-            run.confounds = path
-    if not runs:
-        raise UserError("no participant-level derivatives here: run the participant level first",
-                        ExitCode.NO_INPUT, out)
-    selected = [r for k, r in sorted(runs.items())
-                if not participant_label or r.subject in participant_label]
-    selected = [r for r in selected if r.spectrogram is not None or r.paired]
-    if not selected:
-        raise UserError(f"no derivatives of participant(s) {', '.join(participant_label)}",
-                        ExitCode.NO_DATA_SELECTED, out)
-    return selected
-
-
-def _only(current: Path | None, path: Path, key: str) -> Path:
-    """Refuse a file of another source run (``dir``, ``rec``, ``echo``…) under the same run key:
-    it would be paired arbitrarily. Outputs of one source (e.g. two resolutions) keep the last."""
-    if current is not None and _source(current) != _source(path):
-        raise DataError(f"two derivatives for run {key} ({current.name}, {path.name}); select one "
-                        "with --bids-filter-file at the participant level", path=path)
-    return path
-
-
-def _source(path: Path) -> dict[str, str]:
-    ents = parse_entities(path)
-    return {k: ents[k] for k in SOURCE_ENTITIES if k in ents}
-
-
-# ----------------------------------------------------------------------------- model grid
-def discarded_volumes(bold: Path) -> int:
-    """Leading volumes of the original run missing from a BOLD derivative (its sidecar)."""
-    meta = read_json(sidecar_of(bold))
-    return int(meta.get("NumberOfVolumesDiscardedByUser", 0) or 0)
-
-
-def repetition_time(bold: Path) -> float:
-    """The sidecar's ``RepetitionTime`` (the NIfTI header's when the sidecar lacks it)."""
-    meta = read_json(sidecar_of(bold))
-    tr = meta.get("RepetitionTime") or nib.load(os.fspath(bold)).header.get_zooms()[3]
-    if not tr or float(tr) <= 0:
-        raise DataError("no positive RepetitionTime in the sidecar or header", path=bold)
-    return float(tr)
-
-
-def model_grid_series(run: RunFiles, res: int, cache_dir: Path,
-                      domain: str = "fluctuations", grid: str = "model") -> Path:
-    """The run's model-ready BOLD on the ``res`` mm template grid.
-
-    The participant level's ``desc-model_bold`` when it exists at that resolution; otherwise
-    derived from ``desc-preproc`` (averaged over the mask inside each coarse voxel, then
-    detrended and z-scored per voxel with :func:`~bids_eeg2fmri.fmri.model_ready.model_ready`,
-    fitted on the volumes not flagged non-steady) and cached in ``cache_dir`` next to a copy of its
-    sidecar. In the ``intensity`` domain the averaged intensities are min-max normalised per
-    volume instead (:func:`~bids_eeg2fmri.evaluation.domains.minmax_volumes`), always from
-    ``desc-preproc``, on the model grid or (``grid="resize"``) the 64×64×30 resize of the
-    template's field of view.
-    """
-    if res in run.model_bold and domain == "fluctuations" and grid == "model":
-        return run.model_bold[res]
-    if run.preproc_bold is None:
-        raise DataError(f"{run.key}: no BOLD series", path=run.spectrogram)
-    if run.mask is None:
-        raise DataError(f"{run.key}: desc-preproc_bold has no desc-brain_mask beside it",
-                        path=run.preproc_bold)
-    conf_stamp = run.confounds.stat().st_mtime_ns if run.confounds is not None else ""
-    digest = hashlib.sha1(f"{run.preproc_bold.resolve()}|{run.preproc_bold.stat().st_mtime_ns}|"
-                          f"{res}|{grid}|{conf_stamp}".encode()).hexdigest()[:12]
-    desc = "model" if domain == "fluctuations" else "intensity"
-    dest = cache_dir / f"{run.key}_res-{res}_desc-{desc}_bold_{digest}.nii.gz"
-    if dest.exists():
-        return dest
-    from ..resources.templates import template_grid
-
-    log.info("%s: deriving the %s %s series from desc-preproc", run.key,
-             f"{res} mm" if grid == "model" else "resized", desc)
-    img = nib.load(os.fspath(run.preproc_bold))
-    mask_img = nib.load(os.fspath(run.mask))
-    if img.ndim != 4 or mask_img.shape != img.shape[:3]:
-        raise DataError(f"BOLD {img.shape} and mask {mask_img.shape} do not share a grid",
-                        path=run.preproc_bold)
-    shape, affine = template_grid(res) if grid == "model" else resize_grid()
-    values, mask = _downsample(np.asarray(img.dataobj, dtype=np.float32),
-                               np.asarray(mask_img.dataobj) > 0, img.affine, shape, affine)
-    tr = repetition_time(run.preproc_bold)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    steady = ~non_steady_flags(values.shape[1], run.confounds, sidecar_of(run.preproc_bold))
-    write_masked_series(dest, model_ready(values, sample_mask=steady) if domain == "fluctuations"
-                        else minmax_volumes(values, axis=0), mask, affine, tr)  # atomic itself
-    meta = read_json(sidecar_of(run.preproc_bold))
-    with atomic_path(sidecar_of(dest)) as tmp:
-        tmp.write_text(json.dumps(meta))
-    return dest
-
-
-def _downsample(data: np.ndarray, mask: np.ndarray, src_affine: np.ndarray,
-                shape: tuple[int, int, int], affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Masked box average of a fine series at the voxel centres of a coarser grid.
-
-    Returns ``(voxels, t)`` values inside the coarse mask (coarse voxels whose centre falls on
-    brain) and that mask.
-    """
-    from scipy.ndimage import map_coordinates, uniform_filter
-
-    ratio = np.abs(np.diag(affine)[:3]) / np.abs(np.diag(src_affine)[:3])
-    size = [max(1, int(round(r))) for r in ratio]
-    ijk = np.indices(shape, dtype=np.float32).reshape(3, -1)
-    to_src = np.linalg.inv(src_affine) @ affine
-    coords = to_src[:3, :3] @ ijk + to_src[:3, 3:4]
-    m = mask.astype(np.float32)
-    weight = uniform_filter(m, size=size, mode="constant")
-    w_at = map_coordinates(weight, coords, order=0, mode="constant", cval=0.0)
-    centre = map_coordinates(m, coords, order=0, mode="constant", cval=0.0) > 0
-    coarse = (centre & (w_at > 0)).reshape(shape)
-    sel = coords[:, coarse.ravel()]
-    w_sel = w_at[coarse.ravel()]
-    out = np.empty((int(coarse.sum()), data.shape[3]), dtype=np.float32)
-    for t in range(data.shape[3]):
-        # Averaging only brain voxels: zeros outside the mask would darken edge voxels.
-        num = uniform_filter(data[..., t] * m, size=size, mode="constant")
-        out[:, t] = map_coordinates(num, sel, order=0, mode="constant") / w_sel
-    return out, coarse
-
-
-def series_mask(bold: Path) -> np.ndarray:
-    """Voxels of a model-ready series that vary over time (the series is zero outside its mask)."""
-    data = np.asarray(nib.load(os.fspath(bold)).dataobj, dtype=np.float32)
-    return data.std(axis=3) > 0
-
 
 # ----------------------------------------------------------------------------- assembled data
 @dataclass
@@ -284,6 +71,10 @@ class GroupData:
     atlas: str | None
     fmri_input: str = "regions"
     montage: Montage | None = None
+    #: The metric domain of the BOLD arrays (fMRI→EEG: always fluctuations).
+    domain: str = "fluctuations"
+    #: EEG→fMRI targets in the other domain, for scoring there (None when not derivable).
+    other: OtherDomain | None = None
 
     @property
     def subjects(self) -> list[str]:
@@ -355,7 +146,7 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
     """Paired runs as :class:`RunArrays` for each of ``directions`` (see the module docstring).
 
     Each spectrogram and each model-grid BOLD series is read once, whatever the number of
-    directions; the directions share the EEG arrays.
+    directions and domains; the directions share the EEG arrays.
 
     Parameters
     ----------
@@ -382,6 +173,12 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
     eeg_channels
         Runs with different channels: keep the ``common`` ones or ``interpolate`` the missing
         ones (:mod:`~bids_eeg2fmri.data.montage`).
+    target_domain, intensity_grid
+        The EEG→fMRI targets' metric domain and grid (:mod:`~bids_eeg2fmri.evaluation.domains`).
+        EEG→fMRI also gets the other domain's targets on the same grid
+        (``GroupData.other``, for :mod:`~bids_eeg2fmri.evaluation.crossdomain`), in the
+        voxels both domains share; fMRI→EEG always reads fluctuations on the model grid, so its
+        arrays do not depend on these options.
 
     Raises
     ------
@@ -395,31 +192,51 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
         raise UserError("no run has both EEG and BOLD derivatives: nothing to train on",
                         ExitCode.NO_DATA_SELECTED)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    series = [model_grid_series(r, res, cache_dir / "model_bold", target_domain, intensity_grid)
-              for r in paired]
-    common, affine = _common_mask(series)
-    targets = {d: _targets(d, common, affine, series[0], target=target, atlas=atlas,
+    # EEG→fMRI reads its target domain; fMRI→EEG always reads fluctuations on the model grid.
+    want = {d: (target_domain, intensity_grid) if d == "eeg2fmri" else ("fluctuations", "model")
+            for d in directions}
+    series = {key: [model_grid_series(r, res, cache_dir / "model_bold", *key) for r in paired]
+              for key in dict.fromkeys(want.values())}
+    offsets = {key: [discarded_volumes(bold) for bold in paths] for key, paths in series.items()}
+    other = (_other_series(paired, res, cache_dir, series, offsets, want["eeg2fmri"])
+             if "eeg2fmri" in directions else None)
+    read = {d: [want[d]] + ([other] if d == "eeg2fmri" and other else []) for d in directions}
+    commons = {d: _common_mask([p for key in read[d] for p in series[key]]) for d in directions}
+    targets = {d: _targets(d, *commons[d], series[want[d]][0], target=target, atlas=atlas,
                            regions=regions, fmri_input=fmri_input, cache_dir=cache_dir)
                for d in directions}
-    offsets = [discarded_volumes(bold) for bold in series]
+    uses = Counter(key for keys in read.values() for key in keys)
     montage, positions = montage_for_runs({f.key: f.spectrogram for f in paired}, eeg_channels)
     arrays: dict[str, list[tuple[RunArrays, DataSpec]]] = {d: [] for d in directions}
-    for f, bold, offset in zip(paired, series, offsets):
-        img = nib.load(os.fspath(bold))
-        if len(directions) > 1:
-            img = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine, img.header)
-        eeg, valid, chans, freqs = read_spectrogram(f.spectrogram, img.shape[3], offset)
-        flags = None if f.confounds else non_steady_flags(img.shape[3], sidecar=sidecar_of(bold))
-        eeg = conform(eeg, chans, montage, positions=positions, interpolate=True,
-                      path=f.spectrogram)
-        spectrum = (eeg, valid, list(montage.channels), freqs)
-        for d in directions:
+    other_bold: list[np.ndarray] = []
+    for i, f in enumerate(paired):
+        images: dict[tuple[str, str], nib.Nifti1Image] = {}
+        spectra: dict[tuple[int, int], tuple] = {}
+        for d, key in [(d, k) for d in directions for k in read[d]]:
+            bold, offset = series[key][i], offsets[key][i]
+            if key not in images:
+                img = nib.load(os.fspath(bold))
+                if uses[key] > 1:  # read once for every target set that uses it
+                    img = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine,
+                                          img.header)
+                images[key] = img
+            img = images[key]
+            if (img.shape[3], offset) not in spectra:
+                eeg, valid, chans, freqs = read_spectrogram(f.spectrogram, img.shape[3], offset)
+                eeg = conform(eeg, chans, montage, positions=positions, interpolate=True,
+                              path=f.spectrogram)
+                spectra[img.shape[3], offset] = (eeg, valid, list(montage.channels), freqs)
+            flags = None if f.confounds else non_steady_flags(img.shape[3], sidecar=sidecar_of(bold))
             labels, names, mask_path = targets[d]
             run, spec = load_run(f.spectrogram, bold, subject=f.subject, run=f.run_label,
                                  mask=mask_path, atlas_labels=labels, confounds=f.confounds,
                                  non_steady=flags,
                                  tr=repetition_time(bold), volume_offset=offset,
-                                 cache_dir=cache_dir / "arrays", image=img, spectrum=spectrum)
+                                 cache_dir=cache_dir / "arrays", image=img,
+                                 spectrum=spectra[img.shape[3], offset])
+            if key == other and d == "eeg2fmri":
+                other_bold.append(run.bold)
+                continue
             if names is not None:
                 spec.region_names = list(names)
             arrays[d].append((run, spec))
@@ -427,14 +244,42 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
     for d in directions:
         runs = _consistent(arrays[d], paired)
         if d == "fmri2eeg" and expected_eeg is not None:
-            _add_truth(runs, paired, offsets, expected_eeg, montage, positions)
+            _add_truth(runs, paired, offsets[want[d]], expected_eeg, montage, positions)
         labels, names, _ = targets[d]
         pca = d == "fmri2eeg" and fmri_input == "pca"
         uses_atlas = not pca and (d == "fmri2eeg" or target == "regions")
+        common, affine = commons[d]
         out[d] = GroupData(d, runs, arrays[d][0][1], list(paired), tuple(common.shape), affine,
                            labels, names, res, atlas if uses_atlas else None,
-                           fmri_input if d == "fmri2eeg" else "regions", montage)
+                           fmri_input if d == "fmri2eeg" else "regions", montage,
+                           domain=want[d][0],
+                           other=OtherDomain(other[0], other_bold) if d == "eeg2fmri" and other
+                           else None)
     return out
+
+
+def _other_series(paired: list[RunFiles], res: int, cache_dir: Path,
+                  series: dict[tuple[str, str], list[Path]],
+                  offsets: dict[tuple[str, str], list[int]], trained: tuple[str, str]
+                  ) -> tuple[str, str] | None:
+    """Add the EEG→fMRI series of the domain the models do not train in (on the same grid) to
+    ``series`` and ``offsets``; its key, or None (with a warning) when a run lacks what it is
+    derived from or its volumes do not line up with the trained domain's."""
+    key = (other_domain(trained[0]), trained[1])
+    if key not in series:
+        try:
+            series[key] = [model_grid_series(r, res, cache_dir / "model_bold", *key)
+                           for r in paired]
+        except DataError as exc:
+            log.warning("EEG→fMRI is scored in the %s domain only: %s", trained[0], exc)
+            return None
+        offsets[key] = [discarded_volumes(bold) for bold in series[key]]
+    for a, b, oa, ob in zip(series[trained], series[key], offsets[trained], offsets[key]):
+        if oa != ob or nib.load(os.fspath(a)).shape != nib.load(os.fspath(b)).shape:
+            log.warning("EEG→fMRI is scored in the %s domain only: %s and %s hold different "
+                        "volumes", trained[0], a.name, b.name)
+            return None
+    return key
 
 
 def _targets(direction: str, common: np.ndarray, affine: np.ndarray, first: Path, *,

@@ -31,6 +31,7 @@ import pandas as pd
 from ..bids.derivatives import atomic_write_text
 from ..config import Config
 from ..errors import ExitCode, UsageError, UserError
+from ..evaluation.crossdomain import add_other_domain
 from ..evaluation.group import (banner, card_evaluation, evaluation_note, evaluation_options,
                                 label_leaky, regimes, report_tables)
 from ..evaluation.participant_check import participant_warnings, read_sidecars
@@ -122,6 +123,7 @@ def _train_direction(config: Config, d: Direction, data: GroupData, models: list
     hparams = size_hparams(gr.model_size, models,
                            {m: registry.entry(m, d.name).defaults for m in models})
     tables = []
+    scoring = evaluation_options(config, d.name, data)
     # A leaky regime (--allow-leaky-split) runs after, and is shown beside, the leak-free one.
     for split, regime in regimes(config, len(data.subjects)):
         cv_dir = work / ("cv" if split == "leak-free" else f"cv-{split}")
@@ -129,8 +131,10 @@ def _train_direction(config: Config, d: Direction, data: GroupData, models: list
             data.runs, data.spec, models, direction=d, regime=regime, k=gr.cv_folds,
             window=window, train_config=cfg, hparams=hparams, fold_inputs=inputs, out_dir=cv_dir,
             resume=gr.resume, seed=ex.random_seed, device=ex.device, allow_leaky=True,
-            **score_options(d, data, truth), **evaluation_options(config, d.name, data))
-        tables.append(fold_table(d, run_cv, data, truth).assign(split=split, regime=regime))
+            **score_options(d, data, truth), **scoring)
+        # EEG→fMRI: the other metric domain's scores beside the trained domain's.
+        tables.append(add_other_domain(fold_table(d, run_cv, data, truth), run_cv, data,
+                                       **scoring).assign(split=split, regime=regime))
         if split == "leak-free":
             cv = run_cv
     res = DirectionResult(pd.concat(tables, ignore_index=True),
