@@ -2,9 +2,10 @@
 
 - ``fluctuations``: the model-ready series, detrended and z-scored per voxel (the default; what
   the BOLD *does*, with the anatomy removed).
-- ``intensity``: BOLD intensity per volume, min-max normalised over the brain as the papers do
-  (Calhas 2023, Bruno 2025, Spec2VolCAMU-Net): every volume spans [0, 1], so PSNR and SSIM use a
-  data range of 1. A mean volume already scores near-perfect SSIM here, which is why the
+- ``intensity``: BOLD intensity per volume, min-max normalised over the brain as Spec2VolCAMU-Net's
+  code does (and Bruno 2025 describes): every volume spans [0, 1], so PSNR and SSIM use a data
+  range of 1. Calhas 2023's code z-scores each subject's whole series instead; a per-volume
+  min-max keeps SSIM comparable across subjects (docs/evaluation.md, *Sources*). A mean volume already scores near-perfect SSIM here, which is why the
   baselines are printed beside every model.
 """
 

@@ -49,7 +49,7 @@ def banner(config: Config, n_subjects: int) -> str | None:
 
 def evaluation_note(config: Config) -> str:
     """The report's line on the domain and the protocol (with the participant-level settings the
-    protocol's paper used, which the group level cannot apply)."""
+    protocol's paper used, which ``--protocol`` applies when preprocessing)."""
     gr = config.group
     line = f"EEG→fMRI target domain: {gr.target_domain}"
     if gr.target_domain == "intensity":
@@ -60,7 +60,8 @@ def evaluation_note(config: Config) -> str:
         p = PROTOCOLS[gr.protocol]
         line += f"; protocol {gr.protocol}: {p['description']}"
         if p["participant"]:
-            line += ("; the paper's participant-level settings: "
+            line += ("; the paper's participant-level settings (applied by --protocol at the "
+                     "participant level): "
                      + ", ".join(f"{k} = {v}" for k, v in p["participant"].items()))
     return line
 
