@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import _torch_threads  # noqa: F401
+import _torch_threads  # noqa: F401  (one thread)
 import h5py
 import numpy as np
 import pandas as pd
