@@ -127,6 +127,7 @@ class ClassificationOutput:
 
 
 def label_text(text: str) -> str:
+    """``text`` reduced to the letters and digits a BIDS entity label may hold."""
     return re.sub(r"[^A-Za-z0-9]", "", text)
 
 
