@@ -156,3 +156,15 @@ def test_default_encoder_is_the_best_cross_validated_deep_model():
     assert encoder_model("topo-attention", models, table) == ("topo-attention", "--classify-model")
     with pytest.raises(UsageError):
         encoder_model("unet", models, table)
+
+
+def test_preflight_checks_a_classifier_folder(saved):
+    """--model-dir with a classifier is checked at start-up like a synthesis model folder."""
+    from bids_eeg2fmri.cli.preflight import check_model_dir
+
+    folder = saved["out"] / "models" / "classifier" / "cohort_crossentropy"
+    with_eeg = [SimpleNamespace(pairs=[SimpleNamespace(eeg=object(), bold=None)])]
+    assert check_model_dir(folder, with_eeg)["Format"] == "bids_eeg2fmri-classifier-card-1"
+    bold_only = [SimpleNamespace(pairs=[SimpleNamespace(eeg=None, bold=object())])]
+    with pytest.raises(DataError, match="reads EEG"):
+        check_model_dir(folder, bold_only)
