@@ -147,3 +147,31 @@ def test_fit_save_load_and_bad_input(tmp_path):
             spec, "ridge", direction=FMRI2EEG, window=window)
     with pytest.raises(UsageError, match="unknown model 'mlp' for fmri2eeg"):
         fit(runs, spec, "mlp", direction=FMRI2EEG, window=window)
+
+
+def test_ensemble_members_are_independent_and_averaged():
+    torch.manual_seed(0)
+    one = registry.build("rnn-seq2seq", SHAPE, {"members": 1}, direction="fmri2eeg")
+    torch.manual_seed(0)
+    three = registry.build("rnn-seq2seq", SHAPE, {"members": 3}, direction="fmri2eeg")
+    # The first member is the single model, under the names model files always had.
+    assert set(one.state_dict()) < set(three.state_dict())
+    for k, v in one.state_dict().items():
+        torch.testing.assert_close(three.state_dict()[k], v)
+    x, y = torch.randn(4, 12, 4), torch.randn(4, 30)
+    three.eval()
+    with torch.no_grad():
+        members = [three._generate(m, x, None) for m in three._members()]
+        torch.testing.assert_close(three(x), torch.stack(members).mean(0))
+    assert not torch.allclose(members[0], members[1])  # differently initialised
+    # Each member learns from its own error: the loss is the mean of the members' losses.
+    three.train()
+    three.drop.p = 0.0
+    for m in three.extra:
+        m.drop.p = 0.0
+    with torch.no_grad():
+        own = torch.stack([torch.nn.functional.mse_loss(three._generate(m, x, y), y)
+                           for m in three._members()]).mean()
+        torch.testing.assert_close(three.training_loss({"x": x, "y": y}), own)
+    with pytest.raises(ValueError, match="members"):
+        registry.build("rnn-seq2seq", SHAPE, {"members": 0}, direction="fmri2eeg")

@@ -18,6 +18,9 @@ The model card (``model.json``) says the direction:
   scored on the buffered rest (the seed's protocol, :mod:`bids_eeg2fmri.training.finetune`);
   both scores go to the sidecar.
 
+A ``--classify`` classifier folder (``models/classifier/<column>_<objective>``) predicts each
+participant's group instead (:mod:`.classify`).
+
 Channel names, frequencies, frames per TR, TR and grid are checked against the model; a mismatch
 is a one-line :class:`~bids_eeg2fmri.errors.DataError` (exit 65) naming the file.
 """
@@ -51,6 +54,7 @@ from ..group.collect import (SPACE, RunFiles, discarded_volumes, find_runs, mode
                              read_json, repetition_time, sidecar_of)
 from ..training.distributed import is_main_process
 from ..training.model import FittedModel, load_model
+from .classify import classify_participants, is_classifier_folder
 
 log = logging.getLogger("bids_eeg2fmri")
 
@@ -102,17 +106,17 @@ def _provenance(model_dir: Path, card: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- EEG → fMRI
-def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dict[str, Any],
-                    labels: nib.Nifti1Image, model_dir: Path, config: Config) -> Path:
-    """Write the synthesized BOLD of one run with a spectrogram (see the module docstring)."""
-    device = config.execution.device
-    if config.group.finetune:
-        log.warning("%s: --finetune applies to fMRI→EEG models; EEG→fMRI model %s is applied as "
-                    "trained", run.key, card["Name"])
+def eeg_run_arrays(run: RunFiles, fitted: FittedModel, card: dict[str, Any]
+                   ) -> tuple[RunArrays, float, str, int, bool]:
+    """One run's EEG as the EEG→fMRI model ``fitted`` reads it (channels conformed, checked).
+
+    Returns
+    -------
+    arrays, tr, tr_source, offset, has_bold
+        The run's arrays (BOLD zeros: only the EEG is read), its repetition time and where that
+        came from, the volumes discarded before the EEG's first, and whether the run has BOLD.
+    """
     ms = fitted.data_spec
-    res = int(str(card["Data"]["Grid"]["Resolution"]).split()[0])
-    # Predictions are in the domain the model was trained in (cards before it: fluctuations).
-    domain = card.get("Config", {}).get("target_domain", "fluctuations")
     bold = _bold_of(run)
     if bold is not None:
         offset, n = discarded_volumes(bold), int(nib.load(os.fspath(bold)).shape[3])
@@ -133,9 +137,24 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dic
                      affine=ms.affine, region_names=ms.region_names)
     eeg, valid, given = as_model_input(eeg, valid, given, ms, run.spectrogram)
     _check(ms, given, run.spectrogram)
-    _check_grid(card, run, res, labels)
     arrays = RunArrays(eeg=eeg, bold=np.zeros((n, ms.n_bold), dtype=np.float32),
                        subject=run.subject, run=run.run_label, eeg_valid=valid, retained=retained)
+    return arrays, tr, tr_source, offset, bold is not None
+
+
+def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dict[str, Any],
+                    labels: nib.Nifti1Image, model_dir: Path, config: Config) -> Path:
+    """Write the synthesized BOLD of one run with a spectrogram (see the module docstring)."""
+    device = config.execution.device
+    if config.group.finetune:
+        log.warning("%s: --finetune applies to fMRI→EEG models; EEG→fMRI model %s is applied as "
+                    "trained", run.key, card["Name"])
+    ms = fitted.data_spec
+    res = int(str(card["Data"]["Grid"]["Resolution"]).split()[0])
+    # Predictions are in the domain the model was trained in (cards before it: fluctuations).
+    domain = card.get("Config", {}).get("target_domain", "fluctuations")
+    arrays, tr, tr_source, offset, has_bold = eeg_run_arrays(run, fitted, card)
+    _check_grid(card, run, res, labels)
     try:
         samples = index_samples([arrays], fitted.window)
     except DataError:
@@ -162,7 +181,7 @@ def synthesize_bold(out_dir: Path, run: RunFiles, fitted: FittedModel, card: dic
         "VolumeIndices": vols.tolist(),
         "SourceVolumeIndices": (vols + offset).tolist(),
         "VolumeIndicesRefer": ("volumes of the desc-preproc/desc-model series (every volume "
-                               "of the run)" if bold is not None else
+                               "of the run)" if has_bold else
                                "volume markers of the EEG recording (no BOLD)"),
         "Window": {"Volumes": fitted.window.window, "Lag": fitted.window.lag,
                    "Seconds": fitted.window.window * tr},
@@ -299,6 +318,10 @@ def apply_models(config: Config, plans: list[ParticipantPlan]) -> ExitCode:
     ex = config.execution
     out = Path(ex.output_dir)
     model_dir = Path(ex.model_dir)
+    if is_classifier_folder(model_dir):  # a --classify head: predicted groups, not synthesis
+        for path in classify_participants(out, [p.subject for p in plans], model_dir):
+            log.info("classified: %s", path)
+        return ExitCode.OK
     card = C.read_card(model_dir)
     labels = C.read_labels(model_dir)
     fitted = load_model(model_dir / C.MODEL_FILE)

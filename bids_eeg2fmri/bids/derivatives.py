@@ -44,7 +44,8 @@ _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 BIDSIGNORE = ("*_spectrogram.h5", "*_spectrogram.json", "*_eeg.fif", "*_desc-preproc_eeg.json",
               "*_desc-preproc_channels.tsv", "*_desc-preproc_events.tsv",
               "*.html", "**/figures", "models", "group", "logs", "*_xfm.*", "*_boldref.nii.gz",
-              "*_boldref.json", "*_timeseries.tsv", "*_timeseries.json")
+              "*_boldref.json", "*_timeseries.tsv", "*_timeseries.json", "*_predictions.tsv",
+             "*_predictions.json")
 
 
 def parse_entities(path: str | os.PathLike) -> dict[str, str]:

@@ -32,6 +32,11 @@ EEG_FEATURES = ["--eeg-features", "bands"]
 #: 0.01 lets rnn-seq2seq fit noise (held-out MSE above the baselines); 2 lowers its MSE below
 #: them and lifts its r on the driven cells from 0.31 to 0.39 (docs/benchmarks.md, *Demo*).
 WEIGHT_DECAY = ["--weight-decay", "2"]
+#: One ITK/BLAS thread per preprocessing process: ANTs' multi-threaded metrics sum in a
+#: thread-dependent order, so with more threads the SyN registration (and every model score
+#: downstream) changed from run to run of the same seed; with one it is bit-identical and, with
+#: the participants' runs in parallel, no slower (docs/benchmarks.md, *Demo*).
+PARTICIPANT_THREADS = ["--omp-nthreads", "1"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t = _step(3, total, "participant level: fMRI and EEG preprocessing of every run")
     code = app.main([str(bids_dir), str(deriv), "participant", "--skip-bids-validation",
-                     "--model-ready", *common])
+                     "--model-ready", *PARTICIPANT_THREADS, *common])
     if code:
         return code
     print(f"      done in {time.perf_counter() - t:.1f} s")

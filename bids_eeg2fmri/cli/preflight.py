@@ -102,9 +102,12 @@ def check_model_dir(model_dir: Path, plans: list[ParticipantPlan]) -> dict[str, 
     DataError
         With one line naming the folder or file (exit 65).
     """
+    from ..apply.classify import check_classifier_dir, is_classifier_folder
     from ..group import card as C
     from ..modelfiles import read_model_file
 
+    if is_classifier_folder(model_dir):
+        return check_classifier_dir(model_dir, plans)
     card = C.read_card(model_dir)
     C.read_labels(model_dir)
     read_model_file(model_dir / C.MODEL_FILE, card["Files"][C.MODEL_FILE])

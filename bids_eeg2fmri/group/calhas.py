@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..config import Config
 
 
@@ -28,16 +30,19 @@ def check_calhas(config: Config, datasets: dict[str, Any]) -> None:
 
 
 def calhas_outputs(config: Config, data: Any, finals: dict[str, tuple], models: list[str],
-                   out: Path, bands: dict[str, list[float]], write: bool) -> list[dict[str, Any]]:
-    """Run what the options ask for on the final EEG→fMRI models; the report sections."""
+                   out: Path, bands: dict[str, list[float]], write: bool,
+                   cv_table: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """Run what the options ask for on the final EEG→fMRI models; the report sections.
+    ``cv_table`` (the direction's per-fold scores) picks the classifier's default encoder."""
     gr = config.group
     sections: list[dict[str, Any]] = []
     if gr.classify:
         from ..reports.calhas_sections import classification_section
         from .classify import encoder_model, run_classification
 
-        name = encoder_model(gr.classify_model, models)
-        result = run_classification(config, data, finals[name][0], name, out, write=write)
+        name, why = encoder_model(gr.classify_model, models, cv_table)
+        result = run_classification(config, data, finals[name][0], name, out, write=write,
+                                    selection=why)
         sections.append(classification_section(out, result))
     if gr.attribution or any(hasattr(f.model, "attention_map") for f, *_ in finals.values()):
         from ..data.montage import channel_positions

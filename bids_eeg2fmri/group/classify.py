@@ -31,7 +31,7 @@ from ..errors import DataError, ExitCode, UsageError, UserError
 from ..modelfiles import WEIGHTS_FILE, sha256, write_model_file
 from ..models import registry
 from ..training.classifier import (ClassificationResult, cross_validate_groups, encoder_features,
-                                   fit_final_head)
+                                   fit_final_head, weights_digest)
 from . import card as C
 
 log = logging.getLogger("bids_eeg2fmri")
@@ -75,17 +75,44 @@ def participant_labels(bids_dir: str | Path, column: str, subjects: list[str]) -
     return {s: v for s, v in labels.items() if counts[v] >= 2}
 
 
-def encoder_model(requested: str, models: list[str]) -> str:
-    """The EEG→fMRI model whose encoder is frozen: ``requested``, else the first deep model of
-    ``models`` (ridge is linear: it passes no group difference through per-participant
-    normalisation), else the first."""
+def encoder_model(requested: str, models: list[str],
+                  cv_table: pd.DataFrame | None = None) -> tuple[str, str]:
+    """The EEG→fMRI model whose encoder is frozen, and why it was chosen (for the card).
+
+    ``requested`` when given; else the deep model with the highest mean held-out r of this
+    run's leak-free cross-validation (``cv_table``: the group level's per-fold table), since the
+    encoder that synthesizes best is the one whose latent carries most of the EEG's coupling to
+    BOLD; else (no table) the first deep model of ``models``. Ridge is chosen only when no deep
+    model was trained: it is linear, and under per-participant EEG normalisation a linear map
+    passes no group difference on.
+    """
     if requested:
         if requested not in models:
             raise UsageError(f"--classify-model {requested!r} is not among the trained EEG→fMRI "
                              f"models ({', '.join(models)})")
-        return requested
+        return requested, "--classify-model"
     deep = [m for m in models if not registry.entry(m, "eeg2fmri").closed_form]
-    return (deep or models)[0]
+    if not deep:
+        return models[0], "the only trained EEG→fMRI model is closed-form"
+    scores = _cv_r(cv_table, deep)
+    if not scores:
+        return deep[0], "first deep model of --models (no cross-validated scores)"
+    best = max(deep, key=lambda m: (scores.get(m, -np.inf), -deep.index(m)))
+    listed = ", ".join(f"{m} {scores[m]:.3f}" for m in deep if m in scores)
+    return best, f"deep model with the best cross-validated mean r ({listed})"
+
+
+def _cv_r(table: pd.DataFrame | None, models: list[str]) -> dict[str, float]:
+    """Mean over leak-free folds of the held-out r of each of ``models`` in ``table``."""
+    if table is None or not len(table) or "r" not in table:
+        return {}
+    rows = table[table["model"].isin(models)]
+    if "split" in rows:
+        rows = rows[rows["split"] == "leak-free"]
+    if "direction" in rows:
+        rows = rows[rows["direction"] == "eeg2fmri"]
+    means = rows.groupby("model")["r"].mean()
+    return {m: float(v) for m, v in means.items() if np.isfinite(v)}
 
 
 @dataclass
@@ -94,16 +121,18 @@ class ClassificationOutput:
 
     column: str
     model: str
+    selection: str = ""
     results: dict[str, ClassificationResult] = field(default_factory=dict)
     stats_path: Path | None = None
 
 
-def _label(text: str) -> str:
+def label_text(text: str) -> str:
+    """``text`` reduced to the letters and digits a BIDS entity label may hold."""
     return re.sub(r"[^A-Za-z0-9]", "", text)
 
 
 def run_classification(config: Any, data: Any, fitted: Any, model: str, out: Path,
-                       write: bool = True) -> ClassificationOutput:
+                       write: bool = True, selection: str = "") -> ClassificationOutput:
     """Cross-validate the classifier(s) of ``--classify`` and write the outputs (module docstring).
 
     Parameters
@@ -114,6 +143,8 @@ def run_classification(config: Any, data: Any, fitted: Any, model: str, out: Pat
         The EEG→fMRI :class:`~bids_eeg2fmri.group.collect.GroupData`.
     fitted
         The final synthesis model ``model`` (fitted on every paired participant).
+    selection
+        Why ``model`` is the encoder (:func:`encoder_model`), recorded in the card.
     write
         False on non-main processes.
     """
@@ -127,7 +158,7 @@ def run_classification(config: Any, data: Any, fitted: Any, model: str, out: Pat
     features = encoder_features(fitted, data.runs, samples)
     objectives = (["crossentropy", "contrastive"] if gr.classify_objective == "both"
                   else [gr.classify_objective])
-    result = ClassificationOutput(column, model)
+    result = ClassificationOutput(column, model, selection)
     rows, preds = [], []
     for objective in objectives:
         log.info("classify %s from the frozen %s encoder (%s head, %d participant(s), %d "
@@ -140,12 +171,12 @@ def run_classification(config: Any, data: Any, fitted: Any, model: str, out: Pat
         rows.append({"column": column, "encoder": model, "objective": objective, **res.summary()})
         preds.append(res.participants.assign(objective=objective))
         if write:
-            _save_classifier(out / "models" / "classifier" / f"{_label(column)}_{objective}",
+            _save_classifier(out / "models" / "classifier" / f"{label_text(column)}_{objective}",
                              features, samples, labels, res, objective, column, model, fitted,
-                             config, seed)
+                             config, seed, selection)
     if write:
-        stem = out / "group" / (f"direction-eeg2fmri_model-{_label(model)}_desc-classify"
-                                f"{_label(column).capitalize()}")
+        stem = out / "group" / (f"direction-eeg2fmri_model-{label_text(model)}_desc-classify"
+                                f"{label_text(column).capitalize()}")
         result.stats_path = Path(f"{stem}_stats.tsv")
         atomic_write_text(result.stats_path, pd.DataFrame(rows).to_csv(
             sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
@@ -156,7 +187,8 @@ def run_classification(config: Any, data: Any, fitted: Any, model: str, out: Pat
 
 def _save_classifier(folder: Path, features: np.ndarray, samples: pd.DataFrame,
                      labels: dict[str, str], res: ClassificationResult, objective: str,
-                     column: str, model: str, fitted: Any, config: Any, seed: int) -> None:
+                     column: str, model: str, fitted: Any, config: Any, seed: int,
+                     selection: str) -> None:
     red, head = fit_final_head(features, samples["subject"].to_numpy(), labels, res.classes,
                                objective=objective, seed=seed)
     state = {"format": CLASSIFIER_FORMAT, "column": column, "classes": list(res.classes),
@@ -169,7 +201,10 @@ def _save_classifier(folder: Path, features: np.ndarray, samples: pd.DataFrame,
         "Encoder": {"Model": model, "Direction": "eeg2fmri", "Frozen": True,
                     "Features": "EEG latent of the synthesis model (see docs/models.md)",
                     "Paper": registry.entry(model, "eeg2fmri").paper,
-                    "Folder": f"models/eeg2fmri/{model}"},
+                    "Folder": f"models/eeg2fmri/{model}", "Selection": selection,
+                    # Checked when the classifier is applied (apply/classify.py): the encoder
+                    # folder beside it must still hold these weights.
+                    "WeightsSHA256": weights_digest(fitted.model)},
         "Data": {"Participants": {s: labels[s] for s in sorted(labels)},
                  "Windows": int(len(samples))},
         "CrossValidation": {"Folds": "participants held out, classes dealt over folds",

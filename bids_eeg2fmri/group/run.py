@@ -306,7 +306,7 @@ def run_group_level(config: Config, save: Callable[[], Any] | None = None) -> Ex
         if direction == "eeg2fmri":  # classification, attribution, attention (Calhas)
             sections += calhas_outputs(config, data, finals, models[direction], out,
                                        participant.get("eeg", {}).get("bands") or config.eeg.bands,
-                                       write=is_main_process())
+                                       write=is_main_process(), cv_table=res.table)
         if direction == "fmri2eeg" and compare_finetuning:
             d = get_direction(direction)
             ft = FT.finetune_comparison(config, data.runs, data.spec, models[direction],

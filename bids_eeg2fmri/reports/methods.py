@@ -17,6 +17,7 @@ from typing import Any
 from .._version import __version__
 from ..bids.derivatives import atomic_write_text
 from ..errors import UsageError
+from .method_refs import METHOD_REFERENCES, seed_methods
 
 # Distribution names whose versions the methods cite, in the order they appear.
 SOFTWARE = (("bids_eeg2fmri", "bids_eeg2fmri"), ("MNE-Python", "mne"), ("MNE-BIDS", "mne-bids"),
@@ -42,6 +43,7 @@ REFERENCES = {
                     "Frontiers in Neuroscience 7:267.",
     "esteban2019": "Esteban O et al. (2019) fMRIPrep: a robust preprocessing pipeline for "
                    "functional MRI. Nature Methods 16:111–116.",
+    **METHOD_REFERENCES,
 }
 
 
@@ -257,10 +259,13 @@ def models_paragraph(options: Mapping[str, Any], versions: Mapping[str, str]
     if options.get("finetune"):
         text += (" For each held-out participant, the base model was fine-tuned on the first "
                  "half of its data and evaluated on the rest after a buffer.")
+    seeds, refs = seed_methods(options, names)
+    if seeds:
+        text += " " + seeds
     sources = model_sources(names, direction)
     if sources:
         text += " Model sources: " + "; ".join(f"{n} — {p}" for n, p in sources.items()) + "."
-    return text, []
+    return text, refs
 
 
 def model_sources(names: Sequence[str], direction: str = "both") -> dict[str, str]:

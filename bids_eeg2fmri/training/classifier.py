@@ -24,6 +24,7 @@ EEG's covariance into a difference of feature means.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +102,16 @@ class Reducer:
     def state(self) -> dict[str, Any]:
         return {"scale_mean": self.mean, "scale_std": self.std, "components": self.components_}
 
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Reducer":
+        """The fitted reducer :meth:`state` describes (as read back from a model file)."""
+        comps = state.get("components")
+        red = cls(0 if comps is None else len(comps))
+        red.mean = np.asarray(state["scale_mean"], dtype=np.float64)
+        red.std = np.asarray(state["scale_std"], dtype=np.float64)
+        red.components_ = None if comps is None else np.asarray(comps, dtype=np.float64)
+        return red
+
 
 class LinearHead:
     """A linear classifier of reduced window features.
@@ -132,6 +143,7 @@ class LinearHead:
             self.clf = LogisticRegression(C=self.c, max_iter=200, class_weight="balanced",
                                           solver="newton-cholesky")
             self.clf.fit(z, y)
+            self.coef, self.intercept = self.clf.coef_, self.clf.intercept_
         else:
             self.weight = _contrastive_projection(z, y, self.dim, self.margin, self.epochs,
                                                   self.seed)
@@ -143,7 +155,7 @@ class LinearHead:
         """Per-window class scores ``(n, n_classes)`` (higher = more likely), columns in
         ``classes_`` order: log-probabilities, or minus the squared distance to each centroid."""
         if self.objective == "crossentropy":
-            return self.clf.predict_log_proba(z)
+            return _log_proba(z @ self.coef.T + self.intercept)
         proj = z @ self.weight
         return -((proj[:, None, :] - self.centroids[None]) ** 2).sum(-1)
 
@@ -152,10 +164,44 @@ class LinearHead:
         out: dict[str, Any] = {"objective": self.objective,
                                "classes": self.classes_.astype(np.int64)}
         if self.objective == "crossentropy":
-            out.update(coef=self.clf.coef_, intercept=self.clf.intercept_)
+            out.update(coef=self.coef, intercept=self.intercept)
         else:
             out.update(projection=self.weight, centroids=self.centroids)
         return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "LinearHead":
+        """The fitted head :meth:`state` describes: it scores exactly as the head that wrote it."""
+        head = cls(str(state["objective"]))
+        head.classes_ = np.asarray(state["classes"], dtype=np.int64)
+        if head.objective == "crossentropy":
+            head.coef = np.asarray(state["coef"], dtype=np.float64)
+            head.intercept = np.asarray(state["intercept"], dtype=np.float64)
+        else:
+            head.weight = np.asarray(state["projection"], dtype=np.float64)
+            head.centroids = np.asarray(state["centroids"], dtype=np.float64)
+        return head
+
+
+def _log_proba(decision: np.ndarray) -> np.ndarray:
+    """Class log-probabilities of logistic-regression decision values (scikit-learn's
+    convention: one column means two classes, the column scoring the second), computed from the
+    saved coefficients so a loaded head reproduces the fitted one bit for bit."""
+    if decision.shape[1] == 1:
+        d = decision[:, 0]
+        return np.stack([-np.logaddexp(0.0, d), -np.logaddexp(0.0, -d)], axis=1)
+    return decision - np.logaddexp.reduce(decision, axis=1, keepdims=True)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of a network's weights (names, dtypes, shapes and bytes, in name order): the
+    classifier card records its encoder's, so applying it with other weights is refused."""
+    h = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        t = value.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _contrastive_projection(z: np.ndarray, y: np.ndarray, dim: int, margin: float, epochs: int,

@@ -23,7 +23,8 @@ from ..data.windows import DataSpec, RunArrays, index_samples
 from ..errors import DataError
 from .direction import DIRECTIONS, Direction
 from ..modelfiles import WEIGHTS_FILE
-from .trainer import SavedModel, load_fitted_model, predict, read_saved_state
+from .saved import SavedModel, load_fitted_model, read_saved_state
+from .trainer import predict
 
 MODEL_FILE = WEIGHTS_FILE
 CHECKPOINT_FILE = "checkpoint.pt"

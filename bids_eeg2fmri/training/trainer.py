@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import inspect
@@ -27,7 +28,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,7 @@ from tqdm.auto import tqdm
 
 from ..bids.derivatives import atomic_path, atomic_write_text
 from ..errors import DataError, UsageError
-from ..modelfiles import (LEGACY_FILE, checkpoint_error, checkpoint_safe_globals, read_model_file,
-                          write_model_file)
+from ..modelfiles import checkpoint_error, checkpoint_safe_globals
 from . import distributed as D
 from .options import TrainConfig
 
@@ -76,6 +76,30 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2 ** 32)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """Run the block with torch's deterministic kernels, then restore the caller's settings.
+
+    On the CPU every op this project's models use is already deterministic for a fixed thread
+    count; on CUDA, cuDNN autotuning (``benchmark``) picks kernels by timing and several
+    backward kernels accumulate with atomics, so the same seed could give different weights.
+    Ops without a deterministic kernel warn instead of failing (``warn_only``). cuBLAS needs
+    ``CUBLAS_WORKSPACE_CONFIG`` before its first use in the process; it is set here when absent
+    (effective when training is the process's first CUDA work, as at the group level).
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2:]
 
 
 def _autocast_dtype(device: torch.device) -> torch.dtype | None:
@@ -216,6 +240,18 @@ def train(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None,
           resume: bool = False, loss_log: str | os.PathLike | None = None,
           extra: dict[str, Any] | None = None,
           on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Train ``model`` in place, reproducibly: the same data, model and ``config.seed`` give
+    the same weights on one machine (:func:`deterministic_algorithms`; see ``_train``)."""
+    with deterministic_algorithms():
+        return _train(model, train_set, val_set, config, lr=lr, checkpoint=checkpoint,
+                      resume=resume, loss_log=loss_log, extra=extra, on_epoch_end=on_epoch_end)
+
+
+def _train(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None,
+           config: TrainConfig, *, lr: float, checkpoint: str | os.PathLike | None = None,
+           resume: bool = False, loss_log: str | os.PathLike | None = None,
+           extra: dict[str, Any] | None = None,
+           on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
     """Train ``model`` in place.
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) every process calls this with the same arguments and
@@ -399,77 +435,3 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         raise DataError("model checkpoint not found", path=path) from None
     except Exception as exc:  # torch raises a variety of pickling/zip errors for corrupt files
         raise DataError(f"cannot read model checkpoint: {checkpoint_error(exc)}", path=path) from None
-
-
-class SavedModel:
-    """What the fitted-model classes of both directions share: the common part of their saved
-    state (they are dataclasses with ``name``, ``model``, ``hparams``, ``data_spec``, ``window``,
-    ``provenance`` and ``history``) and its atomic writer, which saves what the class's
-    ``state()`` returns: ``_state`` plus that class's own parts."""
-
-    def _state(self, fmt: Any, **parts: Any) -> dict[str, Any]:
-        return {"format": fmt, "name": self.name, "hparams": self.hparams,
-                "shape": self.model.shape.to_dict(), "data_spec": self.data_spec.to_dict(),
-                "window": asdict(self.window), **parts, "provenance": self.provenance,
-                "history": self.history,
-                "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()}}
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted model atomically (``model.safetensors``); returns the path."""
-        if D.is_main_process():
-            write_model_file(path, self.state())
-        return Path(path)
-
-
-def load_fitted_model(path: str | os.PathLike, fmt: Any, what: str,
-                      direction: str = "eeg2fmri") -> tuple[dict[str, Any], torch.nn.Module]:
-    """The saved state of a fitted model and its network rebuilt with the saved weights (eval
-    mode), from a ``model.safetensors`` or a training checkpoint (see :func:`load_fitted_state`)."""
-    from ..models import registry
-    from ..models.base import ModelShape
-
-    state = load_fitted_state(path, fmt, what)
-    net = registry.build(state["name"], ModelShape.from_dict(state["shape"]), state["hparams"],
-                         direction=direction)
-    net.load_state_dict(state["model_state"])
-    net.eval()
-    return state, net
-
-
-def read_saved_state(path: str | os.PathLike) -> dict[str, Any]:
-    """The raw saved state of a fitted model (``model.safetensors``) or a training checkpoint.
-
-    Training checkpoints (``*.pt``) load weights-only; a fitted model must be safetensors (an old
-    ``model.pt`` is refused in one line by :func:`~bids_eeg2fmri.modelfiles.read_model_file`).
-    """
-    if Path(path).suffix == ".pt" and Path(path).name != LEGACY_FILE:
-        return load_checkpoint(path)
-    return read_model_file(path)
-
-
-def load_fitted_state(path: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
-    """The saved state of a fitted model, from a ``model.safetensors`` or a training checkpoint.
-
-    A training checkpoint carries the fitted model's metadata under ``fitted`` and its weights as
-    the best (else last) epoch's state; both file kinds come back in the ``model.safetensors`` layout.
-
-    Parameters
-    ----------
-    path
-        The file.
-    fmt
-        The ``format`` tag the caller's model class writes.
-    what
-        Words for the error message, e.g. ``"bids_eeg2fmri model file"``.
-
-    Raises
-    ------
-    DataError
-        When the file is unreadable or of another format.
-    """
-    state = read_saved_state(path)
-    if "fitted" in state:
-        state = {**state["fitted"], "model_state": state["best_state"] or state["model"]}
-    if state.get("format") != fmt:
-        raise DataError(f"not a {what}", path=path)
-    return state
