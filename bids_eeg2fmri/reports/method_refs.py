@@ -23,9 +23,11 @@ METHOD_REFERENCES = {
                         "Learning (ICML), PMLR 70:3319–3328.",
     "kokhlikyan2020": "Kokhlikyan N et al. (2020) Captum: a unified and generic model "
                       "interpretability library for PyTorch. arXiv:2009.07896.",
-    "bricman2021": "Bricman P, Borst JP (2021) EEG2fMRI: cross-modal synthesis for functional "
-                   "neuroimaging (dense, Siamese per-channel CNN and transformer models on raw "
-                   "EEG time series).",
+    # Title, authors and date from the authors' repository (paulbricman/EEG2fMRI,
+    # article/article.tex: University of Groningen, July 2021).
+    "bricman2021": "Bricman P, Borst JP (2021) EEG2fMRI: Cross-Modal Synthesis for Functional "
+                   "Neuroimaging. University of Groningen (dense, Siamese per-channel CNN and "
+                   "transformer models on raw EEG time series).",
     "bruno2025": "Bruno et al. (2025) EEG→fMRI synthesis with a 3-D CNN autoencoder and a "
                  "transformer over previous volumes, compared with a U-Net.",
     "ronneberger2015": "Ronneberger O, Fischer P, Brox T (2015) U-Net: convolutional networks "
