@@ -145,6 +145,10 @@ def test_intensity_with_both_directions(group_run, tmp_path):  # noqa: F811
     card = json.loads((copy / "models" / "eeg2fmri" / "ridge" / "model.json").read_text())
     assert card["Config"]["target_domain"] == "intensity"
     assert card["Evaluation"]["ScoredDomains"] == ["intensity", "fluctuations"]
+    # The fMRI→EEG card names its input's domain, not the EEG→fMRI target domain.
+    f2e = json.loads((copy / "models" / "fmri2eeg" / "ridge" / "model.json").read_text())
+    assert f2e["Evaluation"]["InputDomain"] == "fluctuations"
+    assert "TargetDomain" not in f2e["Evaluation"]
 
 
 # Small size: ridge only; three subjects (the poster's 5 folds need 5); band-power EEG inputs

@@ -97,17 +97,24 @@ def report_tables(table: pd.DataFrame, config: Config) -> list[tuple[str, str, p
     ]
 
 
-def card_evaluation(table: pd.DataFrame, config: Config, n_subjects: int) -> dict[str, Any]:
-    """The model card's evaluation additions: domain, protocol, leak banner and the tables."""
+def card_evaluation(table: pd.DataFrame, config: Config, n_subjects: int,
+                    direction: str = "eeg2fmri") -> dict[str, Any]:
+    """The model card's evaluation additions: domain, protocol, leak banner and the tables.
+
+    The metric domains are those of EEG→fMRI targets; an fMRI→EEG model reads its BOLD input as
+    fluctuations whatever ``--target-domain`` is, which its card says instead."""
     gr = config.group
-    mapped = other_domain(gr.target_domain)
-    out: dict[str, Any] = {"TargetDomain": gr.target_domain,
-                           "ScoredDomains": [gr.target_domain] + (
-                               [mapped] if any(c.startswith(f"{mapped}_") for c in table) else []),
-                           "Protocol": gr.protocol or None,
+    out: dict[str, Any] = {"Protocol": gr.protocol or None,
                            "ProtocolDescription": PROTOCOLS.get(gr.protocol, {}).get(
                                "description"),
                            "LeakySplit": banner(config, n_subjects)}
+    if direction == "eeg2fmri":
+        mapped = other_domain(gr.target_domain)
+        out["TargetDomain"] = gr.target_domain
+        out["ScoredDomains"] = [gr.target_domain] + (
+            [mapped] if any(c.startswith(f"{mapped}_") for c in table) else [])
+    else:
+        out["InputDomain"] = "fluctuations"
     for title, _, df in report_tables(table, config):
         out[title] = df.replace({np.nan: None}).to_dict("records")
     return out

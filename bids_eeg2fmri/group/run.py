@@ -218,7 +218,8 @@ def _write_outputs(config: Config, direction: str, data: GroupData, res: Directi
             config={k: v for k, v in config.to_dict()["group"].items()},
             model_file=folder / C.MODEL_FILE, entry=entry,
             dataset=C.dataset_identity(config.execution.bids_dir))
-        card["Evaluation"].update(card_evaluation(res.table, config, len(data.subjects)))
+        card["Evaluation"].update(card_evaluation(res.table, config, len(data.subjects),
+                                                  direction))
         C.write_model_folder(folder, fitted, labels, data.affine, card)
         res.model_dirs[name] = folder
 
