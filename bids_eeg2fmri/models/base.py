@@ -92,6 +92,12 @@ class EEG2fMRIModel(nn.Module):
     def set_epoch(self, epoch: int) -> None:
         """Called by the trainer before each epoch (0-based); single-phase models ignore it."""
 
+    def shrink_output(self, scale: torch.Tensor) -> bool:
+        """Scale each target's predictions towards zero (the training mean of normalised targets)
+        by ``scale`` (one per target) in the weights themselves; return False where the model cannot (the default),
+        so the trainer leaves it alone. See :func:`~bids_eeg2fmri.training.shrinkage.calibrate`."""
+        return False
+
 
 class GridCodec(nn.Module):
     """Moves targets between the flat masked layout ``(B, n_targets)`` and the grid ``(B, X, Y, Z)``.

@@ -36,6 +36,7 @@ from ..evaluation.baselines import baselines as baseline_predictions
 from .direction import Direction, get_direction
 from .model import CHECKPOINT_FILE, LOSS_FILE, MODEL_FILE, FittedModel, load_model
 from .options import TrainConfig
+from .shrinkage import shrinkage_summary
 from .trainer import seed_everything, train
 
 METRICS_FILE = "cv_metrics.tsv"
@@ -154,6 +155,7 @@ def fit(runs: Sequence[RunArrays], spec: DataSpec, model: str = "ridge", *,
         fitted.history = result.history
         provenance.update(best_epoch=result.best_epoch, best_val_loss=result.best_val,
                           stopped_early=result.stopped_early, device=result.device,
+                          **shrinkage_summary(result.shrinkage),
                           resumed_from_epoch=result.resumed_from)
     net.to("cpu").eval()
     if out is not None:

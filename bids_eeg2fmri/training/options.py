@@ -38,6 +38,9 @@ class TrainConfig:
         DataLoader worker processes (0 reads in the main process).
     progress
         Show a progress bar; None shows it only on a terminal.
+    shrink
+        After early stopping, shrink the predictions towards the training mean by the scale that
+        is best on the validation samples (:mod:`.shrinkage`; models with ``shrink_output``).
     """
 
     # The group options' defaults are the only defaults: the API trains as the CLI does.
@@ -52,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     progress: bool | None = None
+    shrink: bool = True
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> "TrainConfig":

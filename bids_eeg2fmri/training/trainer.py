@@ -3,7 +3,8 @@
 - Device ``auto``: CUDA when available, else CPU. Mixed precision (bf16 where the GPU supports it,
   else fp16 with a gradient scaler) only on CUDA; CPU runs in float32 so results are reproducible.
 - AdamW, gradient-norm clipping, early stopping on a validation set (the best epoch's weights are
-  restored at the end).
+  restored at the end), then, for models that support it, the predictions are shrunk towards the
+  training mean by the scale that is best on that validation set (:mod:`.shrinkage`).
 - A checkpoint after every epoch, written atomically, holding the model, optimiser, scaler, RNG
   states, early-stopping state and the loss history: ``resume=True`` continues from it and, on CPU,
   ends with exactly the weights an uninterrupted run would have. The batch order of epoch ``e``
@@ -44,6 +45,7 @@ from ..errors import DataError, UsageError
 from ..modelfiles import checkpoint_error, checkpoint_safe_globals
 from . import distributed as D
 from .options import TrainConfig
+from .shrinkage import calibrate
 
 LOG = logging.getLogger(__name__)
 
@@ -60,6 +62,9 @@ class TrainResult:
     stopped_early: bool = False
     resumed_from: int | None = None
     device: str = "cpu"
+    #: The validation-calibrated per-target scales of the predictions (:mod:`.shrinkage`); None
+    #: when not shrunk.
+    shrinkage: np.ndarray | None = None
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -393,6 +398,8 @@ def _train(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None,
     ddp = None
     if best_state is not None:
         model.load_state_dict(best_state)
+        if config.shrink:
+            result.shrinkage = calibrate(model, val_loader, device, dtype)
     model.eval()
     return result
 
