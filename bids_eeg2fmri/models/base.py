@@ -94,8 +94,9 @@ class EEG2fMRIModel(nn.Module):
 
     def shrink_output(self, scale: torch.Tensor) -> bool:
         """Scale each target's predictions towards zero (the training mean of normalised targets)
-        by ``scale`` (one per target) in the weights themselves; return False where the model cannot (the default),
-        so the trainer leaves it alone. See :func:`~bids_eeg2fmri.training.shrinkage.calibrate`."""
+        by ``scale`` (one per target) in the weights themselves; return False where the model
+        cannot (the default): the trainer then leaves it alone (an override is what
+        :func:`~bids_eeg2fmri.training.shrinkage.calibrate` looks for)."""
         return False
 
 
