@@ -12,7 +12,7 @@ import eeg2fmri_sim
 
 from bids_eeg2fmri.data.windows import WindowSpec
 from bids_eeg2fmri.training import EEG2FMRI, TrainConfig, cross_validate
-from bids_eeg2fmri.training.shrinkage import optimal_scale
+from bids_eeg2fmri.training.shrinkage import MIN_SCALE, optimal_scale
 
 
 def test_optimal_scale_minimises_the_squared_error_within_zero_and_one():
@@ -25,6 +25,19 @@ def test_optimal_scale_minimises_the_squared_error_within_zero_and_one():
         best = grid[np.argmin([((g * p - y) ** 2).sum() for g in grid])]
         assert abs(s - best) <= 0.005, (true_scale, s, best)
     assert optimal_scale(1.0, 0.0) == 1.0
+
+
+def test_shrinkage_keeps_every_targets_r():
+    # Anti-correlated predictions go to the floor, not to a constant: r (scale-invariant) is the
+    # network's own, never dropped from the means as an undefined r would be.
+    rng = np.random.default_rng(1)
+    p = rng.normal(size=(200, 3))
+    y = p * np.array([-1.0, 0.2, 3.0]) + rng.normal(size=(200, 3))
+    s = optimal_scale((p * y).sum(0), (p * p).sum(0))
+    assert s[0] == MIN_SCALE and 0 < s[1] < 1 and s[2] == 1.0
+    r = [np.corrcoef(p[:, j] * s[j], y[:, j])[0, 1] for j in range(3)]
+    r0 = [np.corrcoef(p[:, j], y[:, j])[0, 1] for j in range(3)]
+    np.testing.assert_allclose(r, r0, rtol=1e-12)
 
 
 def _cv(coupled: bool, shrink: bool, **hparams):

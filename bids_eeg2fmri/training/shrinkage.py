@@ -5,9 +5,13 @@ predictions are worse than predicting the training mean, and early stopping alon
 back to that mean: it only chooses among epochs of the network. Ridge regression avoids this with
 its penalty, chosen by inner validation. The equivalent for a network is a scale
 ``s_j ∈ [0, 1]`` per target ``j`` multiplying its (normalised) predictions, where zero is the
-training mean: ``s_j = clip(<p_j, y_j> / <p_j, p_j>, 0, 1)`` over the validation samples
-minimises their squared error (``s_j = 0`` when target ``j``'s predictions do not co-vary with it,
-``s_j = 1`` when they are as large as the data support). Per target, because a few targets (the
+training mean: ``s_j = clip(<p_j, y_j> / <p_j, p_j>, MIN_SCALE, 1)`` over the validation samples
+minimises their squared error (``s_j`` at the floor when target ``j``'s predictions do not
+co-vary with it, ``s_j = 1`` when they are as large as the data support). The floor is a tiny
+positive scale rather than 0: Pearson r is invariant to a positive scale, so every target's r
+stays the network's own; a zero scale would make a target's prediction constant, its r undefined
+and dropped from the NaN-skipping means, which would raise r over the surviving targets by
+selection rather than prediction. Per target, because a few targets (the
 EEG-coupled regions) can be predictable while the rest are noise the network memorised; one scale
 for all would be set by the many. The validation rows are those early stopping already holds out,
 never the test fold.
@@ -23,14 +27,19 @@ from torch.utils.data import DataLoader
 
 from . import distributed as D
 
+#: The smallest scale: predictions 1000× smaller than the network's add < 1e-6 of their power to
+#: the squared error, yet keep their per-target r (module docstring).
+MIN_SCALE = 1e-3
+
 
 def optimal_scale(cross: np.ndarray | float, power: np.ndarray | float) -> np.ndarray:
-    """``clip(cross / power, 0, 1)``: the squared-error-optimal scale of predictions ``p`` for
-    targets ``y`` given ``cross = <p, y>`` and ``power = <p, p>`` (per target, elementwise); 1
-    where ``power`` is 0 (constant predictions need no shrinking)."""
+    """``clip(cross / power, MIN_SCALE, 1)``: the squared-error-optimal scale of predictions ``p``
+    for targets ``y`` given ``cross = <p, y>`` and ``power = <p, p>`` (per target, elementwise),
+    floored at :data:`MIN_SCALE`; 1 where ``power`` is 0 (constant predictions need no
+    shrinking)."""
     cross, power = np.asarray(cross, dtype=float), np.asarray(power, dtype=float)
     ratio = np.divide(cross, power, out=np.ones_like(cross), where=power > 0)
-    return np.clip(ratio, 0.0, 1.0)
+    return np.clip(ratio, MIN_SCALE, 1.0)
 
 
 def calibrate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
@@ -68,8 +77,8 @@ def _base_shrink():  # the default hook, which shrinks nothing
 
 def shrinkage_summary(scale: np.ndarray | None) -> dict[str, float]:
     """The provenance entries of the scales: their mean and the fraction of targets shrunk to
-    the training mean (empty when the model was not shrunk)."""
+    the floor, i.e. practically to the training mean (empty when the model was not shrunk)."""
     if scale is None:
         return {}
     return {"output_shrinkage_mean": float(np.mean(scale)),
-            "output_shrinkage_zero_fraction": float(np.mean(scale == 0.0))}
+            "output_shrinkage_floor_fraction": float(np.mean(scale <= MIN_SCALE))}
