@@ -138,7 +138,7 @@ def import_fmriprep(files: dict[str, str | None], out_dir: str | os.PathLike, *,
         nib.save(nib.Nifti1Image(np.asarray(ref.dataobj, dtype=np.float32), affine,
                                  series_header(shape, affine, None)), result["boldref"])
     if model_res:
-        from ..group.collect import _downsample  # the group level's own masked box average
+        from ..group.series import _downsample  # the group level's own masked box average
 
         mshape, maffine = template_grid(model_res)
         data = np.asarray(img.dataobj, dtype=np.float32)
