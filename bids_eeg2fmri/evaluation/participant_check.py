@@ -14,12 +14,13 @@ says which settings differ and how to rerun.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError
+from ..group.runfiles import read_json, sidecar_of
 from .protocols import PROTOCOLS
 
 
@@ -97,14 +98,12 @@ def participant_warnings(protocol: str, sidecars: Iterable[tuple[str, dict[str, 
             for diff, keys in found.items()]
 
 
-def read_sidecars(runs: Iterable[tuple[str, Path]]) -> list[tuple[str, dict[str, Any]]]:
-    """``(key, content)`` of each spectrogram's JSON sidecar (``x.h5`` → ``x.json``); a missing
-    or unreadable sidecar reads as empty, which the check reports as settings not recorded."""
-    out = []
+def read_sidecars(runs: Iterable[tuple[str, Path]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(key, content)`` of each spectrogram's JSON sidecar, read lazily (nothing is read when
+    :func:`participant_warnings` has no protocol to check); a missing or unreadable sidecar reads
+    as empty, which the check reports as settings not recorded."""
     for key, h5 in runs:
         try:
-            out.append((key, json.loads(h5.with_name(h5.name.split(".")[0] + ".json")
-                                        .read_text())))
-        except (OSError, json.JSONDecodeError):
-            out.append((key, {}))
-    return out
+            yield key, read_json(sidecar_of(h5))
+        except DataError:
+            yield key, {}
