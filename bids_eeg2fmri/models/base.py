@@ -92,12 +92,15 @@ class EEG2fMRIModel(nn.Module):
     def set_epoch(self, epoch: int) -> None:
         """Called by the trainer before each epoch (0-based); single-phase models ignore it."""
 
-    def shrink_output(self, scale: torch.Tensor) -> bool:
+    #: Whether :meth:`shrink_output` can scale this model's predictions (the trainer calibrates
+    #: only those; see :func:`~bids_eeg2fmri.training.shrinkage.calibrate`).
+    shrinkable = False
+
+    def shrink_output(self, scale: torch.Tensor) -> None:
         """Scale each target's predictions towards zero (the training mean of normalised targets)
-        by ``scale`` (one per target) in the weights themselves; return False where the model
-        cannot (the default): the trainer then leaves it alone (an override is what
-        :func:`~bids_eeg2fmri.training.shrinkage.calibrate` looks for)."""
-        return False
+        by ``scale`` (one per target) in the weights themselves; models that can set
+        :attr:`shrinkable`."""
+        raise TypeError(f"{type(self).__name__} cannot shrink its predictions")
 
 
 class GridCodec(nn.Module):

@@ -40,7 +40,7 @@ class TrainConfig:
         Show a progress bar; None shows it only on a terminal.
     shrink
         After early stopping, shrink the predictions towards the training mean by the scale that
-        is best on the validation samples (:mod:`.shrinkage`; models with ``shrink_output``).
+        is best on the validation samples (:mod:`.shrinkage`; models that set ``shrinkable``).
     """
 
     # The group options' defaults are the only defaults: the API trains as the CLI does.

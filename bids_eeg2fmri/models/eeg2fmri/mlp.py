@@ -54,11 +54,12 @@ class MLP(EEG2fMRIModel):
             x = self.embed(x.permute(0, 2, 1, 3, 4).reshape(b, c, w * f * k))
         return self.net(x)
 
-    def shrink_output(self, scale: torch.Tensor) -> bool:
+    shrinkable = True
+
+    def shrink_output(self, scale: torch.Tensor) -> None:
         # The output layer is affine, so scaling a target's row of weights and its bias scales
         # that target's predictions.
         last = self.net[-1]
         with torch.no_grad():
             last.weight.mul_(scale.to(last.weight)[:, None])
             last.bias.mul_(scale.to(last.bias))
-        return True
