@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
-from ..bids.derivatives import atomic_write_text, write_sidecar
+from ..bids.derivatives import atomic_write_text, entity_label, write_sidecar
 from ..data.windows import index_samples
 from ..errors import DataError
 from ..group import card as C
-from ..group.classify import CLASSIFIER_FORMAT, label_text
+from ..group.classify import CLASSIFIER_CARD_FORMAT, CLASSIFIER_FORMAT
 from ..group.collect import find_runs
 from ..modelfiles import WEIGHTS_FILE, read_model_file, verify_files
 from ..training.classifier import LinearHead, Reducer, encoder_features, weights_digest
@@ -41,8 +41,6 @@ from ..training.distributed import is_main_process
 from ..training.model import FittedModel, load_model
 
 log = logging.getLogger("bids_eeg2fmri")
-
-CLASSIFIER_CARD_FORMAT = "bids_eeg2fmri-classifier-card-1"
 
 
 def is_classifier_folder(folder: str | os.PathLike) -> bool:
@@ -97,8 +95,8 @@ def load_classifier(folder: str | os.PathLike) -> SavedClassifier:
     if (card.get("Format") != CLASSIFIER_CARD_FORMAT or not isinstance(files, dict)
             or WEIGHTS_FILE not in files or not isinstance(encoder, dict)):
         raise DataError("not a bids_eeg2fmri classifier card (Format/Files/Encoder)", path=path)
-    verify_files(folder, files)
-    state = read_model_file(folder / WEIGHTS_FILE, files[WEIGHTS_FILE])
+    verify_files(folder, files)  # every listed file's SHA-256, the weights' included
+    state = read_model_file(folder / WEIGHTS_FILE)
     if state.get("format") != CLASSIFIER_FORMAT:
         raise DataError("not a bids_eeg2fmri classifier file", path=folder / WEIGHTS_FILE)
     # The group level writes models/classifier/<name>/ beside models/eeg2fmri/<model>/.
@@ -144,7 +142,7 @@ def predict_participant(clf: SavedClassifier, runs: list, samples: pd.DataFrame)
 
 def prediction_path(out_dir: Path, subject: str, clf: SavedClassifier) -> Path:
     """``sub-XX/eeg/sub-XX_desc-classify<Column><Objective>_predictions.tsv``."""
-    desc = f"classify{label_text(clf.column).capitalize()}{clf.head.objective.capitalize()}"
+    desc = f"classify{entity_label(clf.column).capitalize()}{clf.head.objective.capitalize()}"
     return out_dir / f"sub-{subject}" / "eeg" / f"sub-{subject}_desc-{desc}_predictions.tsv"
 
 

@@ -37,6 +37,13 @@ DATATYPES = ("func", "eeg", "anat", "figures")
 TMP_PREFIX = ".tmp-"
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
+
+def entity_label(text: str) -> str:
+    """``text`` reduced to the letters and digits a BIDS entity label may hold
+    (``rnn-seq2seq`` → ``rnnseq2seq``)."""
+    return re.sub(r"[^A-Za-z0-9]", "", text)
+
+
 # Files that BIDS has no rule for; listed in the output's .bidsignore so the validator passes.
 # The validator's derivative rules do not cover everything fMRIPrep-style outputs hold yet
 # (boldref, confound and band-power time series are reported as NOT_INCLUDED). Folder patterns

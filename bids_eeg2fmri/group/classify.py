@@ -18,7 +18,6 @@ enough to keep the labels out of training. Writes, per objective:
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..bids.derivatives import atomic_write_text, write_json
+from ..bids.derivatives import atomic_write_text, entity_label, write_json
 from ..errors import DataError, ExitCode, UsageError, UserError
 from ..modelfiles import WEIGHTS_FILE, sha256, write_model_file
 from ..models import registry
@@ -39,6 +38,7 @@ log = logging.getLogger("bids_eeg2fmri")
 PAPER = ("Calhas, Romero & Henriques 2023, EEG to fMRI synthesis (EEG-to-fMRI package): "
          "classification on the synthesized views, likelihood and contrastive variants")
 CLASSIFIER_FORMAT = "bids_eeg2fmri-classifier-1"
+CLASSIFIER_CARD_FORMAT = "bids_eeg2fmri-classifier-card-1"
 
 
 def participant_labels(bids_dir: str | Path, column: str, subjects: list[str]) -> dict[str, str]:
@@ -123,12 +123,6 @@ class ClassificationOutput:
     model: str
     selection: str = ""
     results: dict[str, ClassificationResult] = field(default_factory=dict)
-    stats_path: Path | None = None
-
-
-def label_text(text: str) -> str:
-    """``text`` reduced to the letters and digits a BIDS entity label may hold."""
-    return re.sub(r"[^A-Za-z0-9]", "", text)
 
 
 def run_classification(config: Any, data: Any, fitted: Any, model: str, out: Path,
@@ -171,14 +165,13 @@ def run_classification(config: Any, data: Any, fitted: Any, model: str, out: Pat
         rows.append({"column": column, "encoder": model, "objective": objective, **res.summary()})
         preds.append(res.participants.assign(objective=objective))
         if write:
-            _save_classifier(out / "models" / "classifier" / f"{label_text(column)}_{objective}",
+            _save_classifier(out / "models" / "classifier" / f"{entity_label(column)}_{objective}",
                              features, samples, labels, res, objective, column, model, fitted,
                              config, seed, selection)
     if write:
-        stem = out / "group" / (f"direction-eeg2fmri_model-{label_text(model)}_desc-classify"
-                                f"{label_text(column).capitalize()}")
-        result.stats_path = Path(f"{stem}_stats.tsv")
-        atomic_write_text(result.stats_path, pd.DataFrame(rows).to_csv(
+        stem = out / "group" / (f"direction-eeg2fmri_model-{entity_label(model)}_desc-classify"
+                                f"{entity_label(column).capitalize()}")
+        atomic_write_text(Path(f"{stem}_stats.tsv"), pd.DataFrame(rows).to_csv(
             sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
         atomic_write_text(Path(f"{stem}_predictions.tsv"), pd.concat(preds).to_csv(
             sep="\t", index=False, na_rep="n/a", float_format="%.6g"))
@@ -195,7 +188,7 @@ def _save_classifier(folder: Path, features: np.ndarray, samples: pd.DataFrame,
              "encoder": model, "reducer": red.state(), "head": head.state()}
     write_model_file(folder / WEIGHTS_FILE, state)
     card = {
-        "Format": "bids_eeg2fmri-classifier-card-1", "Name": f"{column} classifier",
+        "Format": CLASSIFIER_CARD_FORMAT, "Name": f"{column} classifier",
         "Task": f"classify participants by participants.tsv column {column!r} from their EEG",
         "Paper": PAPER, "Objective": objective, "Classes": list(res.classes),
         "Encoder": {"Model": model, "Direction": "eeg2fmri", "Frozen": True,

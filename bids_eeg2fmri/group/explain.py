@@ -14,7 +14,6 @@ and returns what the group report draws (topomaps per band, the attention heat m
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import pandas as pd
 
 from ..analysis.attribution import (attention_matrix, band_channel_relevance, relevance_maps,
                                     relevance_table)
-from ..bids.derivatives import atomic_write_text
+from ..bids.derivatives import atomic_write_text, entity_label
 from ..errors import UsageError
 
 log = logging.getLogger("bids_eeg2fmri")
@@ -61,7 +60,7 @@ def attribution_targets(region: str, data: Any) -> list[int] | None:
 
 
 def _stem(out: Path, model: str, desc: str) -> Path:
-    return out / "group" / f"direction-eeg2fmri_model-{re.sub(r'[^A-Za-z0-9]', '', model)}_{desc}"
+    return out / "group" / f"direction-eeg2fmri_model-{entity_label(model)}_{desc}"
 
 
 def explain_models(config: Any, data: Any, finals: dict[str, tuple], out: Path, *,

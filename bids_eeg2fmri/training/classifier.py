@@ -13,7 +13,7 @@ objectives:
 
 A participant's prediction is the group its windows favour on average. :func:`cross_validate_groups`
 holds out whole participants (every window of a participant shares its label, so window-level
-folds would leak it), and :func:`permutation_pvalue` permutes the labels of participants, not of
+folds would leak it), and its permutation test permutes the labels of participants, not of
 windows, through :func:`scipy.stats.permutation_test`.
 
 EEG is z-scored per participant before it reaches the model, so the mean of any *linear* function
