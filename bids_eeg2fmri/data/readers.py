@@ -111,6 +111,14 @@ def read_confounds(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             non_steady_mask(table))
 
 
+def _rows_checked(flags: np.ndarray, n_volumes: int, confounds: str | os.PathLike) -> np.ndarray:
+    """The confounds' non-steady flags, when the table has one row per BOLD volume."""
+    if flags.size != n_volumes:
+        raise DataError(f"confounds have {flags.size} rows, the BOLD series {n_volumes} "
+                        "volumes", path=confounds)
+    return flags
+
+
 def non_steady_flags(n_volumes: int, confounds: str | os.PathLike | None = None,
                      sidecar: str | os.PathLike | None = None) -> np.ndarray:
     """``(n_volumes,)`` bool: a run's non-steady-state volumes.
@@ -119,11 +127,7 @@ def non_steady_flags(n_volumes: int, confounds: str | os.PathLike | None = None,
     a run without one, the ``NonSteadyStateVolumes`` leading volumes of the BOLD ``sidecar``.
     """
     if confounds is not None:
-        flags = read_confounds(confounds)[1]
-        if flags.size != n_volumes:
-            raise DataError(f"confounds have {flags.size} rows, the BOLD series {n_volumes} "
-                            "volumes", path=confounds)
-        return flags
+        return _rows_checked(read_confounds(confounds)[1], n_volumes, confounds)
     count = 0
     if sidecar is not None:
         try:
@@ -225,8 +229,8 @@ def load_run(spectrogram: str | os.PathLike, bold: str | os.PathLike, *, subject
     flagged = np.zeros(n, dtype=bool) if non_steady is None else np.asarray(non_steady, bool)
     fd = None
     if confounds is not None:
-        fd = read_confounds(confounds)[0]
-        flagged = flagged | non_steady_flags(n, confounds)
+        fd, conf_flags = read_confounds(confounds)  # one read: FD and the flags
+        flagged = flagged | _rows_checked(conf_flags, n, confounds)
     if flagged.shape != (n,):
         raise DataError(f"{flagged.size} non-steady-state flags for {n} volumes", path=bold)
     retained = ~flagged

@@ -85,7 +85,7 @@ def finetune_comparison(config: Config, runs: list, spec: Any, models: list[str]
                 rows = fold.test[subjects[fold.test] == subject]
                 stages = {}
                 if gr.finetune:
-                    _, _, te, ev = finetune_subject(base, runs, samples, rows, ft_cfg,
+                    *_, ev = finetune_subject(base, runs, samples, rows, ft_cfg,
                                                     device=ex.device, **score_options)
                     stages["finetune"] = ev
                 if gr.reconstruct == "segments":
