@@ -16,6 +16,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 
 from ..metrics import SSIM_K1, SSIM_K2, SSIM_WINDOW, _pair
+from ..metrics import psnr as _psnr
 
 #: The window of the slice-wise 2-D SSIM: scikit-image's default (what the papers' code used).
 SLICE_WINDOW = 7
@@ -128,8 +129,7 @@ def psnr(pred: np.ndarray, true: np.ndarray, *, data_range: float,
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         pred, true = pred[..., mask], true[..., mask]
-    err = float(np.mean((pred - true) ** 2))
-    return float("inf") if err == 0 else float(10.0 * np.log10(data_range ** 2 / err))
+    return _psnr(pred, true, data_range)
 
 
 def volume_scores(pred: np.ndarray, true: np.ndarray, mask: np.ndarray, *, data_range: float,

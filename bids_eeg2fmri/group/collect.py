@@ -47,8 +47,7 @@ from ..data.windows import DataSpec, RunArrays
 from ..evaluation.crossdomain import OtherDomain, other_domain
 # Re-exported: callers import the run index and the model-grid series from here.
 from .runfiles import SPACE, RunFiles, find_runs, read_json, sidecar_of  # noqa: F401
-from .series import (_downsample, discarded_volumes, model_grid_series,  # noqa: F401
-                     repetition_time, series_mask)
+from .series import discarded_volumes, model_grid_series, repetition_time, series_mask
 
 log = logging.getLogger("bids_eeg2fmri")
 
@@ -101,7 +100,11 @@ def paired_runs(runs: Sequence[RunFiles]) -> list[RunFiles]:
     return [r for r in runs if r.paired]
 
 
-def _common_mask(series: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
+def _common_mask(series: Sequence[Path], read: dict[Path, np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The runs' common brain mask and grid; ``read`` keeps each series' mask, so a series two
+    directions share is read once."""
+    read = {} if read is None else read
     masks, affine, shape = [], None, None
     for path in series:
         img = nib.load(os.fspath(path))
@@ -110,7 +113,9 @@ def _common_mask(series: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
         elif img.shape[:3] != shape or not np.allclose(img.affine, affine, atol=1e-3):
             raise DataError(f"grid {img.shape[:3]} differs from the other runs' {shape} on the "
                             "model grid", path=path)
-        masks.append(series_mask(path))
+        if path not in read:
+            read[path] = series_mask(path)
+        masks.append(read[path])
     common = np.logical_and.reduce(masks)
     if not common.any():
         raise DataError("the runs' brain masks share no voxel on the model grid", path=series[0])
@@ -201,7 +206,9 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
     other = (_other_series(paired, res, cache_dir, series, offsets, want["eeg2fmri"])
              if "eeg2fmri" in directions else None)
     read = {d: [want[d]] + ([other] if d == "eeg2fmri" and other else []) for d in directions}
-    commons = {d: _common_mask([p for key in read[d] for p in series[key]]) for d in directions}
+    masks: dict[Path, np.ndarray] = {}
+    commons = {d: _common_mask([p for key in read[d] for p in series[key]], masks)
+               for d in directions}
     targets = {d: _targets(d, *commons[d], series[want[d]][0], target=target, atlas=atlas,
                            regions=regions, fmri_input=fmri_input, cache_dir=cache_dir)
                for d in directions}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..bids.derivatives import atomic_write_text
+from ..bids.derivatives import entity_label as model_label  # the model entity of file names
 from ..config import Config
 from ..errors import ExitCode, UsageError, UserError
 from ..evaluation.crossdomain import add_other_domain
@@ -55,11 +55,6 @@ log = logging.getLogger("bids_eeg2fmri")
 
 DEFAULT_MODELS = {"eeg2fmri": ("ridge", "mlp"), "fmri2eeg": ("ridge", "rnn-seq2seq")}
 __all__ = ["print_summary", "run_group_level"]
-
-
-def model_label(name: str) -> str:
-    """A BIDS label for a model name (``rnn-seq2seq`` → ``rnnseq2seq``)."""
-    return re.sub(r"[^A-Za-z0-9]", "", name)
 
 
 def metrics_path(out_dir: Path, direction: str, name: str) -> Path:
@@ -200,6 +195,9 @@ def _single_region(config: Config, data: GroupData, regions: list[str],
 # ----------------------------------------------------------------------------- outputs
 def _write_outputs(config: Config, direction: str, data: GroupData, res: DirectionResult,
                    finals: dict, out: Path) -> None:
+    # The direction's evaluation tables and leak-free regime are the same for every model's card.
+    evaluation = card_evaluation(res.table, config, len(data.subjects), direction)
+    leak_free = regimes(config, len(data.subjects))[0][1]
     for name, (fitted, n_samples, window) in finals.items():
         table = res.table[res.table["model"] == name]
         atomic_write_text(metrics_path(out, direction, name),
@@ -213,13 +211,11 @@ def _write_outputs(config: Config, direction: str, data: GroupData, res: Directi
             name=name, direction=direction, fitted=fitted,
             data={**data.describe(), "NumberOfSamples": n_samples}, window=window,
             train=asdict(TrainConfig.from_config(config)),
-            cv=cv_summary(table[table["split"] == "leak-free"],
-                          regimes(config, len(data.subjects))[0][1]),
+            cv=cv_summary(table[table["split"] == "leak-free"], leak_free),
             config={k: v for k, v in config.to_dict()["group"].items()},
             model_file=folder / C.MODEL_FILE, entry=entry,
             dataset=C.dataset_identity(config.execution.bids_dir))
-        card["Evaluation"].update(card_evaluation(res.table, config, len(data.subjects),
-                                                  direction))
+        card["Evaluation"].update(evaluation)
         C.write_model_folder(folder, fitted, labels, data.affine, card)
         res.model_dirs[name] = folder
 

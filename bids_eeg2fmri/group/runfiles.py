@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bids.derivatives import SOURCE_ENTITIES, parse_entities
+from ..bids.derivatives import sidecar_path as sidecar_of  # noqa: F401  (group modules use it)
 from ..bids.runkey import run_entities, run_key
 from ..errors import DataError, ExitCode, UserError
 
@@ -49,11 +50,6 @@ def read_json(path: Path) -> dict[str, Any]:
         raise DataError("sidecar is missing", path=path) from None
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"cannot read sidecar: {exc}", path=path) from None
-
-
-def sidecar_of(path: Path) -> Path:
-    """``x.nii.gz``/``x.h5`` → ``x.json``."""
-    return path.with_name(path.name.split(".")[0] + ".json")
 
 
 def find_runs(out_dir: str | os.PathLike, *, participant_label: Sequence[str] = ()) -> list[RunFiles]:
