@@ -11,14 +11,15 @@ import pytest
 
 import _torch_threads  # noqa: F401  (one thread)
 import eeg2fmri_sim
+import fmri2eeg_sim
 
 from bids_eeg2fmri.cli.run import main
 from bids_eeg2fmri.config import Config
 from bids_eeg2fmri.data.splits import validation_blocks
-from bids_eeg2fmri.data.windows import WindowSpec, index_samples
+from bids_eeg2fmri.data.windows import SequenceSpec, WindowSpec, index_samples
 from bids_eeg2fmri.errors import UsageError
 from bids_eeg2fmri.group.card import validation_card
-from bids_eeg2fmri.training import EEG2FMRI, TrainConfig, core, cross_validate, fit
+from bids_eeg2fmri.training import EEG2FMRI, FMRI2EEG, TrainConfig, core, cross_validate, fit
 from bids_eeg2fmri.training.inner import median_epoch, participant_folds
 
 WINDOW = WindowSpec(window=4)
@@ -88,6 +89,21 @@ def test_inner_folds_never_hold_the_outer_test_participant(monkeypatch):
     assert [f["held_out"] for f in p["inner_folds"]] == ["sub-02", "sub-03"]
     assert p["inner_epochs"] == median_epoch([f["best_epoch"] for f in p["inner_folds"]], 3)
     assert validation_card(p)["InnerFolds"] == p["inner_folds"]
+
+
+def test_fmri2eeg_validates_on_participants_through_the_same_core():
+    # The held-out participant's EEG targets are normalised with its own statistics, as a test
+    # participant's are; the training participants' normalisers do not gain it.
+    runs, spec, _ = fmri2eeg_sim.simulate(n_subjects=3, n_volumes=90, seed=3)
+    fitted = fit(runs, spec, "rnn-seq2seq", direction=FMRI2EEG,
+                 window=SequenceSpec(window=10, horizon=2),
+                 train_config=_cfg("participant", epochs=2, patience=0))
+    p = fitted.provenance
+    assert p["validation"] == "participant" and len(p["inner_folds"]) == 3
+    assert all(np.isfinite(f["best_val_loss"]) for f in p["inner_folds"])
+    assert "output_shrinkage_mean" not in p  # rnn-seq2seq is not shrinkable
+    assert sorted(fitted.target_norm.stats) == ["01", "02", "03"]
+    assert not fitted.target_norm.self_fitted
 
 
 def test_participant_folds_and_the_median_epoch():
