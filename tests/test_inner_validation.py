@@ -61,7 +61,8 @@ def test_inner_folds_never_hold_the_outer_test_participant(monkeypatch):
 
     monkeypatch.setattr(core, "fit", spy)
     cv = cross_validate(runs, spec, ["mlp"], direction=EEG2FMRI, regime="loso", window=WINDOW,
-                        train_config=_cfg("participant", epochs=3, patience=0))
+                        train_config=_cfg("participant", epochs=3, patience=0),
+                        hparams={"mlp": {"hidden": 64}})
     subject = cv.samples["subject"].to_numpy()
     starts = [i for i, c in enumerate(calls) if c[0] == 0]
     assert len(starts) == 3 and len(calls) == 3 * (1 + 2)
