@@ -19,6 +19,9 @@ from typing import Any, get_args, get_origin, get_type_hints
 from .errors import UsageError
 
 ANALYSIS_LEVELS = ("participant", "group")
+#: What the deep models early-stop (and shrink) on: time blocks of the training runs, or the
+#: training participants held out one at a time (training/inner.py).
+VALIDATION_REGIMES = ("time", "participant")
 DEFAULT_BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0)}
 
 
@@ -140,6 +143,7 @@ class GroupConfig:
     allow_leaky_split: bool = False
     lr: float = 0.0
     patience: int = 10
+    validation: str = "time"
     hrf_lag: float = 0.0
     model_size: str = "small"
     # Bricman & Borst 2021's raw EEG input (--eeg-features raw)
@@ -272,6 +276,7 @@ class Config:
         _choice("group.direction", gr.direction, DIRECTIONS)
         _choice("group.cv", gr.cv, CV_REGIMES)
         _choice("group.target", gr.target, ("voxels", "regions"))
+        _choice("group.validation", gr.validation, VALIDATION_REGIMES)
         _choice("group.atlas", gr.atlas, ("harvard-oxford", "aal"))
         for name, value in (("group.cv_folds", gr.cv_folds), ("group.epochs", gr.epochs),
                             ("group.batch_size", gr.batch_size), ("group.window_trs", gr.window_trs),

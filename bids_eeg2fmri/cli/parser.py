@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..config import ANALYSIS_LEVELS
+from ..config import ANALYSIS_LEVELS, VALIDATION_REGIMES
 from ..errors import ExitCode, UsageError, UserError
 
 PROG = "bids-eeg2fmri"
@@ -212,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--patience", dest="patience", type=int, metavar="N",
                    help="epochs without validation improvement before stopping (default 10; "
                         "0 disables early stopping)")
+    g.add_argument("--validation", dest="validation", choices=VALIDATION_REGIMES,
+                   help="deep models' early stopping and shrinkage: on the buffered last 20 %% of "
+                        "every training run (time, default) or by inner leave-one-participant-out "
+                        "over the training participants (participant; ~(k+1)x the training time)")
     g.add_argument("--hrf-lag", dest="hrf_lag", type=float, metavar="S",
                    help="seconds (rounded to TRs) the BOLD lags the EEG: EEG→fMRI, between the "
                         "EEG window's end and the target; fMRI→EEG, from the predicted EEG to the "

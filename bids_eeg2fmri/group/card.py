@@ -164,7 +164,7 @@ def model_card(*, name: str, direction: str, fitted: Any, data: dict[str, Any],
                      "StoppedEarly": prov.get("stopped_early"), "Device": prov.get("device"),
                      "Alpha": prov.get("alpha"),
                      "AlphaRange": [prov["alpha_min"], prov["alpha_max"]]
-                     if "alpha_min" in prov else None},
+                     if "alpha_min" in prov else None, "Validation": validation_card(prov)},
         "Data": data,
         "CrossValidation": cv,
         **_card_sections(direction, data, cv, dataset or {"Simulated": False}),
@@ -173,6 +173,17 @@ def model_card(*, name: str, direction: str, fitted: Any, data: dict[str, Any],
         "Provenance": {**prov, "ModelFile": MODEL_FILE, "ModelSHA256": sha256(model_file),
                        "LabelsFile": LABELS_FILE},
     }
+
+
+def validation_card(prov: dict[str, Any]) -> dict[str, Any] | None:
+    """What the deep model early-stopped and was shrunk on (``--validation``): the regime, the
+    inner participant folds' best epochs and the epochs chosen from them, or why participant
+    validation fell back to time blocks; None for closed-form models."""
+    if "validation" not in prov:
+        return None
+    keys = {"Regime": "validation", "Note": "validation_note", "Epochs": "inner_epochs",
+            "InnerFolds": "inner_folds"}
+    return {k: prov[v] for k, v in keys.items() if v in prov}
 
 
 def write_model_folder(folder: Path, fitted: Any, labels: np.ndarray, affine: np.ndarray,

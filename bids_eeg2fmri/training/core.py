@@ -14,7 +14,9 @@ these functions.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as _dt
+import functools
 import os
 import platform
 from collections.abc import Callable, Sequence
@@ -33,10 +35,11 @@ from ..data.windows import DataSpec, RunArrays, index_samples
 from ..errors import UsageError, UserError
 from ..models import registry
 from ..evaluation.baselines import baselines as baseline_predictions
+from . import inner
 from .direction import Direction, get_direction
 from .model import CHECKPOINT_FILE, LOSS_FILE, MODEL_FILE, FittedModel, load_model
 from .options import TrainConfig
-from .shrinkage import shrinkage_summary
+from .shrinkage import shrink, shrinkage_summary
 from .trainer import seed_everything, train
 
 METRICS_FILE = "cv_metrics.tsv"
@@ -72,9 +75,11 @@ def fit(runs: Sequence[RunArrays], spec: DataSpec, model: str = "ridge", *,
     rows
         Training rows of ``samples``; all when None.
     val_rows
-        Early-stopping rows; by default the buffered last 20 % of every training run
-        (:func:`~bids_eeg2fmri.data.splits.validation_blocks`). Pass an empty array to train for
-        the full number of epochs.
+        Early-stopping rows; by default (``train_config.validation`` ``time``) the buffered last
+        20 % of every training run (:func:`~bids_eeg2fmri.data.splits.validation_blocks`); with
+        ``participant`` and ≥ 2 training participants none: the epoch count and the shrinkage
+        come from inner leave-one-participant-out folds of ``rows`` (:mod:`.inner`). Pass an
+        empty array to train for the full number of epochs.
     hparams
         Overrides of the model's registered defaults.
     train_config
@@ -112,11 +117,32 @@ def fit(runs: Sequence[RunArrays], spec: DataSpec, model: str = "ridge", *,
     if samples is None:
         samples = index_samples(runs, window)
     rows = np.arange(len(samples)) if rows is None else np.asarray(rows, dtype=int)
-    if val_rows is None:
-        if entry.closed_form:
-            val_rows = np.empty(0, dtype=int)
+    out = Path(out_dir) if out_dir is not None else None
+    # What the network early-stops on, for its metadata: the caller's rows, none, time blocks
+    # or the training participants (closed-form models choose their penalty themselves).
+    validation: dict[str, Any] = ({} if entry.closed_form or val_rows is None else
+                                  {"validation": "given" if len(val_rows) else "none"})
+    choice = None
+    if val_rows is None and not entry.closed_form:
+        folds = inner.participant_folds(samples, rows) if cfg.validation == "participant" else []
+        if folds:
+            # The epoch count and shrinkage come from the training participants held out in
+            # turn; the final network trains on all of them for that many epochs.
+            choice = inner.choose_by_participants(
+                functools.partial(fit, runs, spec, model, direction=d, window=window,
+                                  samples=samples, hparams=hparams, init=init),
+                folds, runs, samples, cfg, out_dir=out, resume=resume)
+            cfg = dataclasses.replace(cfg, epochs=choice.epochs)
+            val_rows, validation = np.empty(0, dtype=int), choice.provenance()
         else:
             rows, val_rows = validation_blocks(samples, rows, window, spec.tr)
+            validation = {"validation": "time"}
+            if cfg.validation == "participant":
+                n = int(samples.iloc[rows]["subject"].nunique())
+                validation["validation_note"] = inner.FALLBACK_NOTE.format(n=n)
+                inner.LOG.warning("%s: %s", model, validation["validation_note"])
+    elif val_rows is None:
+        val_rows = np.empty(0, dtype=int)
     val_rows = np.asarray(val_rows, dtype=int)
     table = samples.iloc[rows]
     if init is not None:
@@ -127,8 +153,6 @@ def fit(runs: Sequence[RunArrays], spec: DataSpec, model: str = "ridge", *,
         input_norm, target_norm = d.fit_normalisers(runs, table, window)
         hp = registry.resolve_hparams(model, hparams, d.name)
     train_ds = d.dataset(runs, table, window, input_norm, target_norm)
-    val_ds = (d.dataset(runs, samples.iloc[val_rows], window, input_norm, target_norm)
-              if len(val_rows) else None)
     seed_everything(cfg.seed)
     net = (copy.deepcopy(init.model) if init is not None
            else registry.build(model, d.model_shape(spec, window), hp, direction=d.name))
@@ -139,11 +163,11 @@ def fit(runs: Sequence[RunArrays], spec: DataSpec, model: str = "ridge", *,
         "subjects": sorted(set(table["subject"])),
         "runs": sorted({runs[int(i)].key for i in table["run_index"].unique()}),
         "n_train": int(len(rows)), "n_val": int(len(val_rows)), "train_config": asdict(cfg),
-        "lr": cfg.lr or entry.lr, "paper": entry.paper, **d.notes}
+        "lr": cfg.lr or entry.lr, "paper": entry.paper, **d.notes, **validation}
     if init is not None:
         provenance["finetuned_from"] = init.provenance.get("subjects")
     fitted = FittedModel(model, net, hp, spec, window, input_norm, target_norm, d, provenance)
-    out = Path(out_dir) if out_dir is not None else None
+    val_ds = _validation_set(fitted, runs, samples, val_rows, set(table["subject"]))
     if entry.closed_form:
         _solve(net, train_ds, table, window, spec.tr, init, provenance)
     else:
@@ -157,10 +181,28 @@ def fit(runs: Sequence[RunArrays], spec: DataSpec, model: str = "ridge", *,
                           stopped_early=result.stopped_early, device=result.device,
                           **shrinkage_summary(result.shrinkage),
                           resumed_from_epoch=result.resumed_from)
+        if choice is not None:
+            # The final network has no validation samples: its epoch is the inner folds' choice.
+            provenance["best_epoch"] = choice.epochs
+            if choice.cross is not None:
+                provenance.update(shrinkage_summary(shrink(net, choice.cross, choice.power)))
     net.to("cpu").eval()
     if out is not None:
         fitted.save(out / MODEL_FILE)
     return fitted
+
+
+def _validation_set(fitted: FittedModel, runs: Sequence[RunArrays], samples: pd.DataFrame,
+                    val_rows: np.ndarray, trained: set[str]) -> Any:
+    """The early-stopping samples as a dataset (None without). Participants the network does
+    not train on (inner participant folds, the ``split`` regime's validation participants) are
+    normalised with their own statistics, as a test participant is in :func:`evaluate`."""
+    if not len(val_rows):
+        return None
+    table = samples.iloc[val_rows]
+    if set(table["subject"]) <= trained:
+        return fitted.dataset(runs, table)
+    return fitted.calibrated(runs, table, None).dataset(runs, table)
 
 
 def _solve(net: torch.nn.Module, train_ds: Any, table: pd.DataFrame, window: Any, tr: float,

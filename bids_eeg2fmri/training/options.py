@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Config, GroupConfig
+from ..config import VALIDATION_REGIMES, Config, GroupConfig
 from ..errors import UsageError
 
 
@@ -41,6 +41,10 @@ class TrainConfig:
     shrink
         After early stopping, shrink the predictions towards the training mean by the scale that
         is best on the validation samples (:mod:`.shrinkage`; models that set ``shrinkable``).
+    validation
+        What the deep models' validation samples are when the caller gives none: ``time`` (the
+        buffered last 20 % of every training run) or ``participant`` (inner
+        leave-one-participant-out over the training participants, :mod:`.inner`).
     """
 
     # The group options' defaults are the only defaults: the API trains as the CLI does.
@@ -56,6 +60,7 @@ class TrainConfig:
     num_workers: int = 0
     progress: bool | None = None
     shrink: bool = True
+    validation: str = GroupConfig.validation
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> "TrainConfig":
@@ -64,7 +69,7 @@ class TrainConfig:
         gr, ex = config.group, config.execution
         return cls(**{"epochs": gr.epochs, "batch_size": gr.batch_size,
                       "weight_decay": gr.weight_decay, "device": ex.device,
-                      "lr": gr.lr or None, "patience": gr.patience,
+                      "lr": gr.lr or None, "patience": gr.patience, "validation": gr.validation,
                       "seed": ex.random_seed, "progress": False, **overrides})
 
     def __post_init__(self) -> None:
@@ -73,3 +78,6 @@ class TrainConfig:
                              f"{self.batch_size}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise UsageError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.validation not in VALIDATION_REGIMES:
+            raise UsageError(f"validation must be one of {', '.join(VALIDATION_REGIMES)}, got "
+                             f"{self.validation!r}")

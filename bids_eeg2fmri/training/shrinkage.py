@@ -52,6 +52,18 @@ def calibrate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
     """
     if not getattr(model, "shrinkable", False):
         return None
+    cross, power = prediction_sums(model, loader, device, dtype)
+    if D.is_distributed():
+        both = np.concatenate([np.atleast_1d(cross), np.atleast_1d(power)])
+        sums = D.all_reduce_sum({str(i): v for i, v in enumerate(both)})
+        cross, power = np.split(np.array([sums[str(i)] for i in range(len(both))]), 2)
+    return shrink(model, cross, power)
+
+
+def prediction_sums(model: torch.nn.Module, loader: DataLoader, device: torch.device,
+                    dtype: torch.dtype | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per target, ``<p, y>`` and ``<p, p>`` of ``model``'s (normalised) predictions ``p`` and
+    the targets ``y`` over ``loader``'s samples (``[0.]`` for an empty loader)."""
     model.eval()
     cross: Any = 0.0
     power: Any = 0.0
@@ -61,10 +73,12 @@ def calibrate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
             y = batch["y"].to(device).double().flatten(1)
             cross = cross + (p * y).sum(dim=0).cpu().numpy()
             power = power + (p * p).sum(dim=0).cpu().numpy()
-    if D.is_distributed():
-        both = np.concatenate([np.atleast_1d(cross), np.atleast_1d(power)])
-        sums = D.all_reduce_sum({str(i): v for i, v in enumerate(both)})
-        cross, power = np.split(np.array([sums[str(i)] for i in range(len(both))]), 2)
+    return np.atleast_1d(np.asarray(cross, float)), np.atleast_1d(np.asarray(power, float))
+
+
+def shrink(model: torch.nn.Module, cross: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """Scale a shrinkable ``model``'s predictions by :func:`optimal_scale` of the validation sums
+    ``cross`` and ``power``; return the scales."""
     scale = optimal_scale(cross, power)
     model.shrink_output(torch.as_tensor(scale, dtype=torch.float32))
     return scale
