@@ -15,7 +15,8 @@ from bids_eeg2fmri.evaluation.crossdomain import (OtherDomain, add_other_domain,
                                                   fluctuations_to_intensity,
                                                   intensity_to_fluctuations, other_domain)
 from bids_eeg2fmri.fmri.model_ready import model_ready
-from bids_eeg2fmri.group.collect import collect_directions, find_runs
+from bids_eeg2fmri.group.collect import collect_directions
+from bids_eeg2fmri.group.runfiles import find_runs
 from bids_eeg2fmri.training.core import cross_validate
 
 from derivsdata import write_outputs

@@ -398,7 +398,8 @@ def test_input_tree_unchanged(group_run, applied):
 def test_different_montages_are_conformed_and_inconsistent_spectra_exit_65(group_run, tmp_path):
     """Channels in another order are reordered, a renamed channel is dropped (common) and listed
     in the card's Montage block; spectrograms of other frequencies exit 65 naming the file."""
-    from bids_eeg2fmri.group.collect import collect, find_runs
+    from bids_eeg2fmri.group.collect import collect
+    from bids_eeg2fmri.group.runfiles import find_runs
 
     copy = tmp_path / "out"
     shutil.copytree(group_run["out"], copy, ignore=shutil.ignore_patterns("*.html", "figures",

@@ -213,7 +213,8 @@ def _as_today(new: Path, old: Path, n_dummy: int) -> None:
 
 def test_group_windows_leave_out_the_flagged_volumes(tmp_path):
     from bids_eeg2fmri.data.windows import SequenceSpec, WindowSpec, index_samples
-    from bids_eeg2fmri.group.collect import collect_directions, find_runs
+    from bids_eeg2fmri.group.collect import collect_directions
+    from bids_eeg2fmri.group.runfiles import find_runs
 
     n_dummy, n_vols = 2, 40
     new = tmp_path / "new"

@@ -12,7 +12,7 @@ from bids_eeg2fmri.bids.derivatives import build_path
 from bids_eeg2fmri.bids.layout import collect_participants, load_layout
 from bids_eeg2fmri.bids.runkey import run_key
 from bids_eeg2fmri.errors import DataError
-from bids_eeg2fmri.group.collect import SPACE, find_runs
+from bids_eeg2fmri.group.runfiles import SPACE, find_runs
 
 
 def _rename(bold: Path, extra: str) -> Path:

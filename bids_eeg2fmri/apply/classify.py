@@ -34,7 +34,7 @@ from ..data.windows import index_samples
 from ..errors import DataError
 from ..group import card as C
 from ..group.classify import CLASSIFIER_CARD_FORMAT, CLASSIFIER_FORMAT
-from ..group.collect import find_runs
+from ..group.runfiles import find_runs
 from ..modelfiles import WEIGHTS_FILE, read_model_file, verify_files
 from ..training.classifier import LinearHead, Reducer, encoder_features, weights_digest
 from ..training.distributed import is_main_process

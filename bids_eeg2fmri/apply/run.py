@@ -38,7 +38,7 @@ import nibabel as nib
 import numpy as np
 
 from .._version import __version__
-from ..bids.derivatives import build_path, write_sidecar
+from ..bids.derivatives import build_path, sidecar_path, write_sidecar
 from ..bids.layout import ParticipantPlan
 from ..config import Config
 from ..data.raw_eeg import as_model_input
@@ -50,8 +50,8 @@ from ..errors import DataError, ExitCode
 from ..evaluation.domains import UNITS
 from ..fmri.io import write_masked_series
 from ..group import card as C
-from ..group.collect import (SPACE, RunFiles, discarded_volumes, find_runs, model_grid_series,
-                             read_json, repetition_time, sidecar_of)
+from ..group.runfiles import SPACE, RunFiles, find_runs, read_json
+from ..group.series import discarded_volumes, model_grid_series, repetition_time
 from ..training.distributed import is_main_process
 from ..training.model import FittedModel, load_model
 from .classify import classify_participants, is_classifier_folder
@@ -121,15 +121,15 @@ def eeg_run_arrays(run: RunFiles, fitted: FittedModel, card: dict[str, Any]
     if bold is not None:
         offset, n = discarded_volumes(bold), int(nib.load(os.fspath(bold)).shape[3])
         tr, tr_source = repetition_time(bold), "BOLD sidecar"
-        retained = ~non_steady_flags(n, run.confounds, sidecar_of(bold))
+        retained = ~non_steady_flags(n, run.confounds, sidecar_path(bold))
     else:
         offset, n = 0, spectrogram_volumes(run.spectrogram)
         retained = None
-        meta = read_json(sidecar_of(run.spectrogram))
+        meta = read_json(sidecar_path(run.spectrogram))
         tr = meta.get("RepetitionTime")
         if not isinstance(tr, (int, float)) or tr <= 0:
             raise DataError("EEG-only run without a positive RepetitionTime in the spectrogram "
-                            "sidecar", path=sidecar_of(run.spectrogram))
+                            "sidecar", path=sidecar_path(run.spectrogram))
         tr, tr_source = float(tr), "EEG volume markers (spectrogram sidecar)"
     eeg, valid, channels, freqs = read_spectrogram(run.spectrogram, n, offset)
     eeg, channels = conform_to_model(eeg, channels, ms.channels, card, run.spectrogram)
@@ -240,7 +240,7 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: FittedModel,
         _check(ms, dataclasses.replace(ms, tr=tr), series)
     arrays = RunArrays(eeg=eeg, bold=regions, subject=run.subject, run=run.run_label,
                        eeg_valid=valid, retained=~non_steady_flags(n, run.confounds,
-                                                                   sidecar_of(series)))
+                                                                   sidecar_path(series)))
     model, tuning = fitted, None
     if finetune and run.spectrogram is not None:
         model, tuning = _finetune(fitted, arrays, config)
@@ -249,7 +249,7 @@ def synthesize_spectrogram(out_dir: Path, run: RunFiles, fitted: FittedModel,
                     run.key)
     path = write_synth_spectrogram(out_dir, run.entities, model, arrays, n_frames=ms.n_frames,
                                    device=device, spectrogram=_segments(fitted, arrays, run, config))
-    meta = read_json(sidecar_of(path))
+    meta = read_json(sidecar_path(path))
     meta["Model"] = {**meta.get("Model", {}), **_provenance(model_dir, card)}
     source = run.preproc_bold or series
     meta["Sources"] = [f"bids::{path_rel(source, out_dir)}" if source.is_relative_to(out_dir)

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..group.runfiles import read_json, sidecar_of
+from ..bids.derivatives import sidecar_path
+from ..group.runfiles import read_json
 from .protocols import PROTOCOLS
 
 
@@ -104,6 +105,6 @@ def read_sidecars(runs: Iterable[tuple[str, Path]]) -> Iterator[tuple[str, dict[
     as empty, which the check reports as settings not recorded."""
     for key, h5 in runs:
         try:
-            yield key, read_json(sidecar_of(h5))
+            yield key, read_json(sidecar_path(h5))
         except DataError:
             yield key, {}

@@ -38,15 +38,14 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from ..bids.derivatives import atomic_path
+from ..bids.derivatives import atomic_path, sidecar_path
 from ..errors import DataError, ExitCode, UsageError, UserError
 from ..data.montage import Montage, conform, montage_for_runs
 from ..data.readers import load_run, non_steady_flags, read_spectrogram
 from ..data.regions import NON_GM, gm_region_labels
 from ..data.windows import DataSpec, RunArrays
 from ..evaluation.crossdomain import OtherDomain, other_domain
-# Re-exported: callers import the run index and the model-grid series from here.
-from .runfiles import SPACE, RunFiles, find_runs, read_json, sidecar_of  # noqa: F401
+from .runfiles import SPACE, RunFiles
 from .series import discarded_volumes, model_grid_series, repetition_time, series_mask
 
 log = logging.getLogger("bids_eeg2fmri")
@@ -233,7 +232,7 @@ def collect_directions(files: Sequence[RunFiles], directions: Sequence[str], *, 
                 eeg = conform(eeg, chans, montage, positions=positions, interpolate=True,
                               path=f.spectrogram)
                 spectra[img.shape[3], offset] = (eeg, valid, list(montage.channels), freqs)
-            flags = None if f.confounds else non_steady_flags(img.shape[3], sidecar=sidecar_of(bold))
+            flags = None if f.confounds else non_steady_flags(img.shape[3], sidecar=sidecar_path(bold))
             labels, names, mask_path = targets[d]
             run, spec = load_run(f.spectrogram, bold, subject=f.subject, run=f.run_label,
                                  mask=mask_path, atlas_labels=labels, confounds=f.confounds,

@@ -45,7 +45,8 @@ from ..training.options import TrainConfig
 from . import card as C
 from . import finetune as FT
 from .calhas import calhas_outputs, check_calhas
-from .collect import GroupData, RunFiles, collect_directions, find_runs, paired_runs
+from .collect import GroupData, collect_directions, paired_runs
+from .runfiles import RunFiles, find_runs
 from .features import apply_eeg_features, direction_config
 from .results import (DirectionResult, cv_summary, fc_matrices, fold_table, loss_curves,
                       print_summary, score_options)

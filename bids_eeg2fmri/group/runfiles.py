@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from ..bids.derivatives import SOURCE_ENTITIES, parse_entities
-from ..bids.derivatives import sidecar_path as sidecar_of  # noqa: F401  (group modules use it)
 from ..bids.runkey import run_entities, run_key
 from ..errors import DataError, ExitCode, UserError
 

@@ -12,26 +12,27 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ..bids.derivatives import atomic_path
+from ..bids.derivatives import atomic_path, sidecar_path
 from ..data.readers import non_steady_flags
 from ..errors import DataError
 from ..evaluation.domains import minmax_volumes, resize_grid
 from ..fmri.io import write_masked_series
 from ..fmri.model_ready import model_ready
-from .runfiles import RunFiles, read_json, sidecar_of
+from .runfiles import RunFiles, read_json
 
 log = logging.getLogger("bids_eeg2fmri")
 
 
 def discarded_volumes(bold: Path) -> int:
     """Leading volumes of the original run missing from a BOLD derivative (its sidecar)."""
-    meta = read_json(sidecar_of(bold))
+    meta = read_json(sidecar_path(bold))
     return int(meta.get("NumberOfVolumesDiscardedByUser", 0) or 0)
 
 
-def repetition_time(bold: Path) -> float:
-    """The sidecar's ``RepetitionTime`` (the NIfTI header's when the sidecar lacks it)."""
-    meta = read_json(sidecar_of(bold))
+def repetition_time(bold: Path, meta: dict | None = None) -> float:
+    """The sidecar's ``RepetitionTime`` (the NIfTI header's when the sidecar lacks it); ``meta``
+    is the sidecar's content when the caller has already read it."""
+    meta = read_json(sidecar_path(bold)) if meta is None else meta
     tr = meta.get("RepetitionTime") or nib.load(os.fspath(bold)).header.get_zooms()[3]
     if not tr or float(tr) <= 0:
         raise DataError("no positive RepetitionTime in the sidecar or header", path=bold)
@@ -77,13 +78,13 @@ def model_grid_series(run: RunFiles, res: int, cache_dir: Path,
     shape, affine = template_grid(res) if grid == "model" else resize_grid()
     values, mask = _downsample(np.asarray(img.dataobj, dtype=np.float32),
                                np.asarray(mask_img.dataobj) > 0, img.affine, shape, affine)
-    tr = repetition_time(run.preproc_bold)
+    meta = read_json(sidecar_path(run.preproc_bold))
+    tr = repetition_time(run.preproc_bold, meta)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    steady = ~non_steady_flags(values.shape[1], run.confounds, sidecar_of(run.preproc_bold))
+    steady = ~non_steady_flags(values.shape[1], run.confounds, sidecar_path(run.preproc_bold))
     write_masked_series(dest, model_ready(values, sample_mask=steady) if domain == "fluctuations"
                         else minmax_volumes(values, axis=0), mask, affine, tr)  # atomic itself
-    meta = read_json(sidecar_of(run.preproc_bold))
-    with atomic_path(sidecar_of(dest)) as tmp:
+    with atomic_path(sidecar_path(dest)) as tmp:
         tmp.write_text(json.dumps(meta))
     return dest
 

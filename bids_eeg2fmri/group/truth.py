@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from .collect import RunFiles
+from .runfiles import RunFiles
 
 log = logging.getLogger("bids_eeg2fmri")
 
